@@ -1,0 +1,353 @@
+//! [`SessionCache`]: the lock around the engine, the application's API
+//! (`add_session`, `remove_session`, `flush_expired`, the setters), and delivery of what
+//! each operation removed.
+//!
+//! Every operation follows one shape: take the lock, do map operations only, release
+//! it; then count, log and call callbacks; then let the removed sessions drop, which
+//! wipes them.
+
+use core::fmt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use crate::builder::{self, SessionCacheBuilder};
+use crate::callbacks::{Callbacks, RemovalCause};
+use crate::error::ConfigError;
+use crate::mode::CacheMode;
+use crate::session::{IdPrefix, Session, now_nanos, timeout_nanos, to_nanos};
+use crate::shard::{Added, Removed, Shard};
+use crate::stats::{CacheStats, Counters, add};
+
+/// A server session cache for rustls: an LRU map with OpenSSL's cache modes, explicit
+/// `add_session`/`remove_session`, timeouts, statistics and callbacks.
+///
+/// Plug it into [`rustls::ServerConfig::session_storage`]; keep a clone of the `Arc` to
+/// steer it. See the [crate docs](crate) for the security model and the modes.
+///
+/// ```
+/// use rustls_session_cache::{Session, SessionCache};
+///
+/// let cache = SessionCache::new(1024);
+/// assert!(cache.add_session(Session::new(vec![7; 32], b"encoded session".to_vec())));
+/// assert!(cache.contains(&[7; 32]));
+/// assert!(cache.remove_session(&[7; 32]));
+/// assert!(!cache.remove_session(&[7; 32]));
+/// ```
+pub struct SessionCache {
+    // One shard for now: exact LRU over the whole cache. Sharding splits this slice.
+    shards: Box<[Mutex<Shard>]>,
+    mode: AtomicU32,
+    /// The cache's timeout in nanoseconds.
+    timeout: AtomicU64,
+    max_session_size: usize,
+    pub(crate) callbacks: Callbacks,
+    pub(crate) counters: Counters,
+}
+
+impl SessionCache {
+    /// A cache of `capacity` sessions, in mode [`CacheMode::SERVER`], with a 300 s
+    /// timeout and no callbacks.
+    ///
+    /// # Panics
+    ///
+    /// If `capacity` is zero, which [`SessionCacheBuilder::build`] refuses with
+    /// [`ConfigError::ZeroCapacity`]: a cache that can hold nothing is a bug, not a
+    /// setting. Use the builder to handle it as an error.
+    pub fn new(capacity: usize) -> Arc<Self> {
+        match Self::builder().capacity(capacity).build() {
+            Ok(cache) => cache,
+            Err(err) => panic!("SessionCache::new({capacity}): {err}"),
+        }
+    }
+
+    /// A builder, to set the mode, timeout, size limits and callbacks.
+    pub fn builder() -> SessionCacheBuilder {
+        SessionCacheBuilder::new()
+    }
+
+    pub(crate) fn from_config(
+        capacity: core::num::NonZeroUsize,
+        timeout: Duration,
+        mode: CacheMode,
+        max_session_size: usize,
+        callbacks: Callbacks,
+    ) -> Self {
+        Self {
+            shards: Box::new([Mutex::new(Shard::new(capacity))]),
+            mode: AtomicU32::new(mode.bits()),
+            timeout: AtomicU64::new(timeout_nanos(timeout)),
+            max_session_size,
+            callbacks,
+            counters: Counters::default(),
+        }
+    }
+
+    /// Adds a session the application holds, as OpenSSL's `SSL_CTX_add_session` does.
+    ///
+    /// The mode is not consulted, and no expiry check is made: an expired session is
+    /// accepted (and found expired on lookup). Returns:
+    /// - `false` if a session with the same id and the same value is present; nothing
+    ///   changes, except that under [`CacheMode::UPDATE_TIME`] its creation time becomes
+    ///   now;
+    /// - `true` if another value under the same id was replaced (without `on_remove`);
+    /// - `true` if the id was new: the session is the most recently used, and when the
+    ///   cache is full the least recently used one is evicted (`cache_full`, `on_remove`
+    ///   with [`RemovalCause::Evicted`]);
+    /// - `false` if the session is larger than the per-session limit (counted in
+    ///   [`CacheStats::oversized`], logged at `warn`).
+    ///
+    /// Under `UPDATE_TIME` the session's creation time is set to now.
+    pub fn add_session(&self, session: Session) -> bool {
+        self.insert(session, self.mode().updates_time()) == Stored::Changed
+    }
+
+    /// Removes the session with this id. Returns `true`, and calls `on_remove` with
+    /// [`RemovalCause::Removed`], if one was present, expired or not; `false` if not.
+    pub fn remove_session(&self, id: &[u8]) -> bool {
+        let removed = self.lock(id).remove(id);
+        match removed {
+            Some(session) => {
+                self.callbacks
+                    .removed(&session, RemovalCause::Removed, &self.counters);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Whether a session is stored under `id`, live or expired (as [`len`](Self::len)
+    /// counts it). Changes no statistic and does not promote.
+    pub fn contains(&self, id: &[u8]) -> bool {
+        self.lock(id).contains(id)
+    }
+
+    /// Removes every session with `created + timeout < now`, calling `on_remove` with
+    /// [`RemovalCause::Expired`] for each. Returns how many; changes no statistic.
+    ///
+    /// This walks the whole cache under its lock: call it from a maintenance task, not
+    /// per connection.
+    pub fn flush_expired(&self, now: SystemTime) -> usize {
+        self.flush_expired_at(to_nanos(now))
+    }
+
+    /// Removes every session, calling `on_remove` with [`RemovalCause::Removed`] for
+    /// each. Returns how many; changes no statistic.
+    pub fn clear(&self) -> usize {
+        let mut drained = Vec::new();
+        for shard in self.shards.iter() {
+            lock(shard).drain(&mut drained);
+        }
+        self.notify_all(&drained, RemovalCause::Removed);
+        drained.len()
+    }
+
+    /// Sets the mode and returns the previous one. Takes effect for operations that
+    /// start after it.
+    pub fn set_mode(&self, mode: CacheMode) -> CacheMode {
+        CacheMode::from_bits_retain(self.mode.swap(mode.bits(), Ordering::Relaxed))
+    }
+
+    /// The current mode.
+    pub fn mode(&self) -> CacheMode {
+        CacheMode::from_bits_retain(self.mode.load(Ordering::Relaxed))
+    }
+
+    /// Sets the capacity and returns the previous one. When it shrinks, least recently
+    /// used sessions are evicted at once (`cache_full`, `on_remove` with
+    /// [`RemovalCause::Evicted`]) until `len() <= capacity`.
+    ///
+    /// A capacity of zero is refused: nothing changes, the current capacity is returned,
+    /// and a warning is logged. [`try_set_capacity`](Self::try_set_capacity) reports it.
+    pub fn set_capacity(&self, capacity: usize) -> usize {
+        self.try_set_capacity(capacity).unwrap_or_else(|err| {
+            tracing::warn!(%err, "session cache capacity unchanged");
+            self.capacity()
+        })
+    }
+
+    /// As [`set_capacity`](Self::set_capacity), but a zero capacity is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroCapacity`] for zero.
+    pub fn try_set_capacity(&self, capacity: usize) -> Result<usize, ConfigError> {
+        let capacity = builder::check_capacity(capacity)?;
+        let mut evicted = Vec::new();
+        let previous = {
+            let mut shard = self.only_shard();
+            let previous = shard.capacity();
+            shard.set_capacity(capacity, &mut evicted);
+            previous
+        };
+        add(&self.counters.cache_full, evicted.len() as u64);
+        self.notify_all(&evicted, RemovalCause::Evicted);
+        Ok(previous)
+    }
+
+    /// The most sessions the cache holds.
+    pub fn capacity(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).capacity()).sum()
+    }
+
+    /// Sets the cache's timeout and returns the previous one. It applies, from now on, to
+    /// every session without its own timeout, those already cached included.
+    ///
+    /// A timeout of zero or over seven days is refused: nothing changes, the current
+    /// timeout is returned, and a warning is logged.
+    /// [`try_set_timeout`](Self::try_set_timeout) reports it.
+    pub fn set_timeout(&self, timeout: Duration) -> Duration {
+        self.try_set_timeout(timeout).unwrap_or_else(|err| {
+            tracing::warn!(%err, "session cache timeout unchanged");
+            self.timeout()
+        })
+    }
+
+    /// As [`set_timeout`](Self::set_timeout), but an out-of-range timeout is an error.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::TimeoutOutOfRange`] for zero or over seven days.
+    pub fn try_set_timeout(&self, timeout: Duration) -> Result<Duration, ConfigError> {
+        let timeout = builder::check_timeout(timeout)?;
+        let previous = self.timeout.swap(timeout_nanos(timeout), Ordering::Relaxed);
+        Ok(Duration::from_nanos(previous))
+    }
+
+    /// The timeout for sessions without their own.
+    pub fn timeout(&self) -> Duration {
+        Duration::from_nanos(self.timeout_nanos())
+    }
+
+    /// The largest session (id plus value) the cache accepts.
+    pub fn max_session_size(&self) -> usize {
+        self.max_session_size
+    }
+
+    /// Sessions stored now, expired ones not yet removed included.
+    pub fn len(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).len()).sum()
+    }
+
+    /// Whether no session is stored.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// A snapshot of the statistics.
+    pub fn stats(&self) -> CacheStats {
+        self.counters.snapshot(self.len())
+    }
+
+    /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
+    pub(crate) fn insert(&self, session: Session, update_time: bool) -> Stored {
+        if !self.admits(&session) {
+            return Stored::Refused;
+        }
+        let now = update_time.then(now_nanos);
+        let id = session.id.clone();
+        let mut evicted = Removed::new();
+        let added = self.lock(id.as_slice()).add(session, now, &mut evicted);
+        for (session, cause) in &evicted {
+            add(&self.counters.cache_full, 1);
+            self.callbacks.removed(session, *cause, &self.counters);
+        }
+        // The lock is released: wipe what the add displaced here.
+        let (outcome, stored) = match added {
+            Added::Unchanged(offered) => {
+                drop(offered);
+                ("unchanged", Stored::Unchanged)
+            }
+            Added::Replaced(old) => {
+                drop(old);
+                ("replaced", Stored::Changed)
+            }
+            Added::Inserted => ("inserted", Stored::Changed),
+        };
+        tracing::debug!(id_prefix = %IdPrefix(id.as_slice()), outcome, "session stored");
+        stored
+    }
+
+    /// Whether `session` fits the per-session limit; counts and logs a refusal.
+    pub(crate) fn admits(&self, session: &Session) -> bool {
+        if session.len() <= self.max_session_size {
+            return true;
+        }
+        add(&self.counters.oversized, 1);
+        tracing::warn!(
+            id_prefix = %IdPrefix(session.id()),
+            len = session.len(),
+            limit = self.max_session_size,
+            "session refused: larger than the per-session limit"
+        );
+        false
+    }
+
+    pub(crate) fn flush_expired_at(&self, now: i64) -> usize {
+        let keep = self.callbacks.has_on_remove();
+        let timeout = self.timeout_nanos();
+        let mut flushed = Vec::new();
+        let mut count = 0;
+        for shard in self.shards.iter() {
+            count += lock(shard).flush_expired(now, timeout, keep, &mut flushed);
+        }
+        self.notify_all(&flushed, RemovalCause::Expired);
+        if count > 0 {
+            tracing::debug!(count, "expired sessions flushed");
+        }
+        count
+    }
+
+    pub(crate) fn timeout_nanos(&self) -> u64 {
+        self.timeout.load(Ordering::Relaxed)
+    }
+
+    /// The shard for `id`, locked.
+    pub(crate) fn lock(&self, _id: &[u8]) -> MutexGuard<'_, Shard> {
+        self.only_shard()
+    }
+
+    fn only_shard(&self) -> MutexGuard<'_, Shard> {
+        // `from_config` always makes exactly one shard.
+        lock(&self.shards[0])
+    }
+
+    fn notify_all(&self, sessions: &[Session], cause: RemovalCause) {
+        for session in sessions {
+            self.callbacks.removed(session, cause, &self.counters);
+        }
+    }
+}
+
+impl fmt::Debug for SessionCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCache")
+            .field("mode", &self.mode())
+            .field("len", &self.len())
+            .field("capacity", &self.capacity())
+            .field("timeout", &self.timeout())
+            .field("max_session_size", &self.max_session_size)
+            .field("callbacks", &self.callbacks)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether [`SessionCache::insert`] stored a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stored {
+    /// Over the size limit.
+    Refused,
+    /// The same id and value were already stored.
+    Unchanged,
+    /// Inserted, or replaced another value under the same id.
+    Changed,
+}
+
+/// Locks a shard. A panic while it was held (none of our code under it panics, and no
+/// user code runs under it) would leave the map consistent between operations, so a
+/// poisoned lock is taken over rather than propagated.
+fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
+    shard
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}

@@ -1,0 +1,168 @@
+//! A server session cache for [rustls] that the application can steer, as OpenSSL's
+//! `SSL_CTX_add_session(3)` family lets it.
+//!
+//! [`SessionCache`] implements [`rustls::server::StoresServerSessions`] over an LRU map
+//! and plugs into [`rustls::ServerConfig::session_storage`]. On top of that it has:
+//! - cache modes with OpenSSL's bits ([`CacheMode`]), including `NO_INTERNAL_STORE` and
+//!   `NO_INTERNAL_LOOKUP`, with which the application decides which sessions resume;
+//! - explicit [`add_session`](SessionCache::add_session) and
+//!   [`remove_session`](SessionCache::remove_session);
+//! - session timeouts, with expiry on lookup, automatic sweeps and
+//!   [`flush_expired`](SessionCache::flush_expired);
+//! - OpenSSL-like statistics ([`CacheStats`]);
+//! - new-session, remove and external-lookup callbacks;
+//! - [`tracing`] events that never carry secrets.
+//!
+//! It does not do network I/O, pick a crypto provider, or issue stateless tickets: with
+//! a `ServerConfig::ticketer` enabled, TLS 1.3 never touches the session store.
+//!
+//! # Quick start
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rustls::ServerConfig;
+//! use rustls_session_cache::{Session, SessionCache};
+//! # use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+//! # let cert = rcgen::generate_simple_self_signed(vec!["localhost".into()]).unwrap();
+//! # let chain = vec![CertificateDer::from(cert.cert.der().to_vec())];
+//! # let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(cert.signing_key.serialize_der()));
+//!
+//! let cache = SessionCache::new(20_480);
+//! let mut config = ServerConfig::builder_with_provider(Arc::new(
+//!     rustls::crypto::ring::default_provider(),
+//! ))
+//! .with_safe_default_protocol_versions()?
+//! .with_no_client_auth()
+//! .with_single_cert(chain, key)?;
+//! config.session_storage = cache.clone();
+//!
+//! // Later, from anywhere that holds `cache`:
+//! cache.add_session(Session::new(vec![1; 32], b"an encoded session".to_vec()));
+//! assert_eq!(cache.len(), 1);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Security model
+//!
+//! rustls's contract for a session store, and what this crate does about each part:
+//! - **Values are secrets.** A value holds the TLS 1.2 master secret or the TLS 1.3
+//!   resumption PSK. Whoever reads one can decrypt the sessions resumed from it. So no
+//!   `Debug` output and no `tracing` event here carries a value; ids appear in events
+//!   only as a 4-byte hex prefix. Every copy the cache holds (and the `Vec`s rustls hands
+//!   to `put`) is wiped with [`zeroize`] when dropped: on eviction, expiry, removal,
+//!   replacement, `clear`, and when the cache is dropped. Values returned to rustls from
+//!   `get`/`take` are rustls's to wipe.
+//! - **Looked-up ids are untrusted.** They come from the network, at any length. A
+//!   lookup allocates nothing for the id, the map is keyed with SipHash under a random
+//!   key, and no id length can cause a panic.
+//! - **A store may forget, but `take` must really delete.** TLS 1.3 tickets are single
+//!   use: `take` finds and removes a ticket in one critical section, so of several
+//!   handshakes racing with one ticket at most one resumes. That is what makes 0-RTT
+//!   data replay-safe with stateful tickets. A ticket supplied by the lookup callback is
+//!   outside this guarantee: the callback must claim it atomically itself.
+//!
+//! A concrete case to keep in mind: **one cache shared by two `ServerConfig`s.** Say
+//! config A requires client certificates and config B does not. A session made under B
+//! can be offered to A; rustls checks the cipher suite and SNI of a resumed session, but
+//! A's client-authentication policy is not re-run, so A would treat an unauthenticated
+//! client as authenticated. This crate enforces no policy here: give configs with
+//! different security requirements different caches.
+//!
+//! **Timeouts.** rustls never checks a session's age; this cache is what expires
+//! sessions. A session past `created + timeout` is never returned, whatever the mode.
+//! TLS 1.3 tickets advertise a 24 h lifetime to clients, but the cache's timeout (300 s
+//! by default) is what holds. The lookup callback's sessions are checked the same way.
+//!
+//! # Cache modes
+//!
+//! See [`CacheMode`] for each bit's effect on TLS 1.2 and TLS 1.3. The man page's
+//! "application decides" flow is `SERVER | NO_INTERNAL_STORE`: new sessions go only to
+//! `on_new_session`; the application admits the ones it wants with `add_session` (or
+//! hands them back from `lookup`), and only those resume.
+//!
+//! # Where we differ from OpenSSL
+//!
+//! - Eviction is least recently used, and a TLS 1.2 hit promotes. OpenSSL 3 evicts the
+//!   session that expires soonest, and a hit never moves it.
+//! - A cache of capacity N holds exactly N (OpenSSL 3 holds N−1). There is no unbounded
+//!   mode: a zero capacity is a [`ConfigError`].
+//! - `remove_session` calls `on_remove` only when something was removed (as BoringSSL).
+//! - A session from the lookup callback whose id differs from the one asked for is
+//!   ignored; OpenSSL never checks.
+//! - An expired session found in the internal cache is counted as a timeout (not also a
+//!   miss, as in OpenSSL) and then, unlike OpenSSL, the lookup callback is still asked.
+//! - `set_timeout` applies to cached sessions without their own timeout too; OpenSSL
+//!   stamps each session with the timeout current at its creation.
+//! - `put` returns `false`, so rustls issues no TLS 1.3 ticket, when the session went
+//!   nowhere: not stored (`NO_INTERNAL_STORE`) and no `on_new_session` took it.
+//! - Sessions larger than [`SessionCacheBuilder::max_session_size`] are refused.
+//!
+//! # Costs
+//!
+//! - **Memory:** per cached session, the id (inline up to 32 bytes), the value in an
+//!   exact-size buffer, 16 bytes of times, the LRU node's two links, and one hash-table
+//!   slot (16 bytes plus a control byte, at most 7/8 full). For a 32-byte id and an
+//!   83-byte value that is 88 + 83 bytes of allocations plus about 22 bytes of table at
+//!   full capacity. The whole table is allocated when the cache is built.
+//! - **Time:** `put`, `get`, `take`, `add_session` and `remove_session` are O(1): a hash
+//!   lookup and a few list-pointer updates under one mutex. Callbacks, logging and wiping
+//!   run after the mutex is released. `flush_expired`, `clear`, shrinking with
+//!   `set_capacity`, and the automatic sweep every 256 new sessions walk the cache.
+//! - **Statistics** are relaxed atomic increments outside the lock.
+//! - **Dropping** the cache wipes every session but calls no `on_remove`.
+//!
+//! # Logging
+//!
+//! Events use targets under `rustls_session_cache`: hits and misses at `trace`; stores,
+//! removals and callback-supplied sessions at `debug`; refused oversized sessions and
+//! refused settings at `warn`; a panicking callback at `error`. Nothing is logged at
+//! `info` on the handshake path.
+//!
+//! [rustls]: https://docs.rs/rustls
+
+#![forbid(unsafe_code)]
+#![forbid(unused_must_use)]
+#![deny(missing_docs)]
+#![warn(
+    unreachable_pub,
+    elided_lifetimes_in_paths,
+    unused_qualifications,
+    clippy::unwrap_used,
+    clippy::expect_used
+)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod builder;
+pub use builder::{
+    DEFAULT_CAPACITY, DEFAULT_MAX_SESSION_SIZE, DEFAULT_TIMEOUT, MAX_TIMEOUT, SessionCacheBuilder,
+};
+
+mod cache;
+pub use cache::SessionCache;
+
+mod callbacks;
+pub use callbacks::RemovalCause;
+
+mod error;
+pub use error::ConfigError;
+
+mod mode;
+pub use mode::{CacheMode, ParseModeError};
+
+mod session;
+pub use session::Session;
+
+mod shard;
+
+mod stats;
+pub use stats::CacheStats;
+
+mod store;
+
+/// The rustls this crate implements [`rustls::server::StoresServerSessions`] for, so
+/// applications can name the same version.
+pub use rustls;
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

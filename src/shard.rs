@@ -1,0 +1,355 @@
+//! The engine: one LRU map of sessions, with capacity eviction and expiry sweeps.
+//!
+//! A `Shard` has no lock, calls no callbacks, counts no statistics and logs nothing. Every
+//! operation hands back the sessions it removed, with the reason, so that the caller can
+//! release its lock before it notifies anyone or wipes anything.
+
+use core::fmt;
+use core::num::NonZeroUsize;
+use std::collections::hash_map::RandomState;
+
+use lru::LruCache;
+use smallvec::SmallVec;
+
+use crate::callbacks::RemovalCause;
+use crate::session::{Entry, Id, Session};
+
+/// Sessions an operation removed, with why. Inline for the usual zero to two, so the hot
+/// path does not allocate under the lock.
+pub(crate) type Removed = SmallVec<[(Session, RemovalCause); 2]>;
+
+/// One LRU map from id to session.
+///
+/// The map is keyed with std's `RandomState` (SipHash with a random key): inserted ids are
+/// random, but looked-up ids are chosen by whoever connects.
+pub(crate) struct Shard {
+    map: LruCache<Id, Entry, RandomState>,
+}
+
+/// What [`Shard::add`] did.
+pub(crate) enum Added {
+    /// The same id with the same value was already there. The session offered is handed
+    /// back, to be dropped after the lock is released.
+    Unchanged(Session),
+    /// The same id had another value, now replaced; the old session is handed back.
+    Replaced(Session),
+    /// A new id.
+    Inserted,
+}
+
+/// What a lookup found.
+pub(crate) enum Lookup<T> {
+    /// A live session.
+    Hit(T),
+    /// An expired session, now removed.
+    Expired(Session),
+    /// Nothing under that id.
+    Miss,
+}
+
+impl Shard {
+    /// An empty shard holding at most `capacity` sessions. The hash table is allocated
+    /// here, in full, so that inserts never rehash.
+    pub(crate) fn new(capacity: NonZeroUsize) -> Self {
+        Self {
+            map: LruCache::with_hasher(capacity, RandomState::new()),
+        }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    pub(crate) fn capacity(&self) -> usize {
+        self.map.cap().get()
+    }
+
+    /// Whether a session (live or expired) is stored under `id`. Does not promote.
+    pub(crate) fn contains(&self, id: &[u8]) -> bool {
+        self.map.contains(id)
+    }
+
+    /// Adds `session` as the most recently used, with OpenSSL's `SSL_CTX_add_session`
+    /// rules: an identical session changes nothing (but its time, if `update_time` is
+    /// `Some(now)`), another value under the same id replaces the old one, and a new id
+    /// evicts the least recently used session when the shard is full.
+    pub(crate) fn add(
+        &mut self,
+        session: Session,
+        update_time: Option<i64>,
+        removed: &mut Removed,
+    ) -> Added {
+        let Session { id, mut entry } = session;
+        if let Some(now) = update_time {
+            entry.stamp.created = now;
+        }
+        let key = id.as_slice();
+        match self.map.peek_mut(key) {
+            Some(held) if held.value[..] == entry.value[..] => {
+                if update_time.is_some() {
+                    held.stamp.created = entry.stamp.created;
+                }
+                Added::Unchanged(Session { id, entry })
+            }
+            Some(held) => {
+                // Swap in place rather than `push`, which would hand back the new id.
+                core::mem::swap(held, &mut entry);
+                self.map.promote(key);
+                Added::Replaced(Session { id, entry })
+            }
+            None => {
+                // `push` on a full map evicts the least recently used session and reuses
+                // its node, so a full cache allocates nothing here.
+                if let Some((id, entry)) = self.map.push(id, entry) {
+                    removed.push((Session { id, entry }, RemovalCause::Evicted));
+                }
+                Added::Inserted
+            }
+        }
+    }
+
+    /// TLS 1.2 lookup: copies a live session's value into `out` and promotes it; removes
+    /// an expired one.
+    pub(crate) fn get(
+        &mut self,
+        id: &[u8],
+        now: i64,
+        cache_timeout: u64,
+        out: &mut Vec<u8>,
+    ) -> Lookup<()> {
+        match self.map.get(id) {
+            None => Lookup::Miss,
+            Some(entry) if entry.stamp.is_expired_at(now, cache_timeout) => {
+                self.remove(id).map_or(Lookup::Miss, Lookup::Expired)
+            }
+            Some(entry) => {
+                out.extend_from_slice(&entry.value);
+                Lookup::Hit(())
+            }
+        }
+    }
+
+    /// TLS 1.3 lookup: removes the session under `id`, live or expired, in one step, so a
+    /// ticket is handed out at most once.
+    pub(crate) fn take(&mut self, id: &[u8], now: i64, cache_timeout: u64) -> Lookup<Session> {
+        match self.remove(id) {
+            None => Lookup::Miss,
+            Some(session) if session.entry.stamp.is_expired_at(now, cache_timeout) => {
+                Lookup::Expired(session)
+            }
+            Some(session) => Lookup::Hit(session),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: &[u8]) -> Option<Session> {
+        self.map
+            .pop_entry(id)
+            .map(|(id, entry)| Session { id, entry })
+    }
+
+    /// Removes every session expired at `now`. Returns how many; moves them into `out`
+    /// when `keep` is set (someone wants to be told), else drops them here.
+    pub(crate) fn flush_expired(
+        &mut self,
+        now: i64,
+        cache_timeout: u64,
+        keep: bool,
+        out: &mut Vec<Session>,
+    ) -> usize {
+        let mut count = 0;
+        self.map.retain(|id, entry| {
+            if !entry.stamp.is_expired_at(now, cache_timeout) {
+                return true;
+            }
+            count += 1;
+            if keep {
+                // Move the value out rather than copy it; the emptied entry is dropped.
+                let value = core::mem::take(&mut entry.value);
+                out.push(Session {
+                    id: id.clone(),
+                    entry: Entry {
+                        value,
+                        stamp: entry.stamp,
+                    },
+                });
+            }
+            false
+        });
+        count
+    }
+
+    /// Removes every session, least recently used first.
+    pub(crate) fn drain(&mut self, out: &mut Vec<Session>) {
+        out.reserve(self.map.len());
+        while let Some((id, entry)) = self.map.pop_lru() {
+            out.push(Session { id, entry });
+        }
+    }
+
+    /// Changes the capacity, evicting least recently used sessions into `out` to fit.
+    pub(crate) fn set_capacity(&mut self, capacity: NonZeroUsize, out: &mut Vec<Session>) {
+        while self.map.len() > capacity.get() {
+            let Some((id, entry)) = self.map.pop_lru() else {
+                break;
+            };
+            out.push(Session { id, entry });
+        }
+        if capacity > self.map.cap() {
+            // Grow into a table allocated in full now, so that later inserts never
+            // rehash under the lock. Moving least recently used first keeps the order.
+            let mut grown = LruCache::with_hasher(capacity, RandomState::new());
+            while let Some((id, entry)) = self.map.pop_lru() {
+                grown.push(id, entry);
+            }
+            self.map = grown;
+        } else {
+            self.map.resize(capacity);
+        }
+    }
+}
+
+impl fmt::Debug for Shard {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Shard")
+            .field("len", &self.map.len())
+            .field("capacity", &self.map.cap())
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(id: u8, value: u8, created: i64) -> Session {
+        Session::created_at_nanos(vec![id; 32], vec![value; 83], created)
+    }
+
+    fn shard(capacity: usize) -> Shard {
+        Shard::new(NonZeroUsize::new(capacity).unwrap())
+    }
+
+    fn lru_order(shard: &Shard) -> Vec<u8> {
+        shard
+            .map
+            .iter()
+            .rev()
+            .map(|(id, _)| id.as_slice()[0])
+            .collect()
+    }
+
+    #[test]
+    fn add_evicts_the_least_recently_used_and_get_promotes() {
+        let mut s = shard(3);
+        let mut removed = Removed::new();
+        for id in 1..=3 {
+            assert!(matches!(
+                s.add(session(id, id, 0), None, &mut removed),
+                Added::Inserted
+            ));
+        }
+        let mut out = Vec::new();
+        assert!(matches!(s.get(&[1; 32], 0, 10, &mut out), Lookup::Hit(())));
+        assert_eq!(out, vec![1; 83]);
+        assert_eq!(lru_order(&s), [2, 3, 1]);
+        assert!(matches!(
+            s.add(session(4, 4, 0), None, &mut removed),
+            Added::Inserted
+        ));
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].0.id(), &[2; 32]);
+        assert_eq!(removed[0].1, RemovalCause::Evicted);
+        assert_eq!(lru_order(&s), [3, 1, 4]);
+        assert!(s.contains(&[3; 32]));
+        assert_eq!(lru_order(&s), [3, 1, 4], "contains does not promote");
+    }
+
+    #[test]
+    fn identical_add_changes_nothing_but_the_time_when_asked() {
+        let mut s = shard(2);
+        let mut removed = Removed::new();
+        s.add(session(1, 1, 5), None, &mut removed);
+        s.add(session(2, 2, 5), None, &mut removed);
+        assert!(matches!(
+            s.add(session(1, 1, 9), None, &mut removed),
+            Added::Unchanged(_)
+        ));
+        assert_eq!(lru_order(&s), [1, 2], "an identical add does not promote");
+        assert_eq!(s.map.peek(&[1u8; 32][..]).unwrap().stamp.created, 5);
+        assert!(matches!(
+            s.add(session(1, 1, 9), Some(77), &mut removed),
+            Added::Unchanged(_)
+        ));
+        assert_eq!(s.map.peek(&[1u8; 32][..]).unwrap().stamp.created, 77);
+        assert!(removed.is_empty());
+    }
+
+    #[test]
+    fn another_value_replaces_and_promotes() {
+        let mut s = shard(2);
+        let mut removed = Removed::new();
+        s.add(session(1, 1, 5), None, &mut removed);
+        s.add(session(2, 2, 5), None, &mut removed);
+        let Added::Replaced(old) = s.add(session(1, 9, 6), None, &mut removed) else {
+            panic!("expected a replacement");
+        };
+        assert_eq!(old.value(), &[1; 83][..]);
+        assert_eq!(old.entry.stamp.created, 5);
+        assert_eq!(lru_order(&s), [2, 1]);
+        let mut out = Vec::new();
+        s.get(&[1; 32], 6, 10, &mut out);
+        assert_eq!(out, vec![9; 83]);
+        assert!(removed.is_empty());
+    }
+
+    #[test]
+    fn expired_entries_are_removed_on_lookup() {
+        let mut s = shard(4);
+        let mut removed = Removed::new();
+        s.add(session(1, 1, 0), None, &mut removed);
+        s.add(session(2, 2, 0), None, &mut removed);
+        let mut out = Vec::new();
+        assert!(matches!(s.get(&[1; 32], 10, 10, &mut out), Lookup::Hit(())));
+        assert!(matches!(
+            s.get(&[1; 32], 11, 10, &mut Vec::new()),
+            Lookup::Expired(_)
+        ));
+        assert!(!s.contains(&[1; 32]));
+        assert!(matches!(s.take(&[2; 32], 11, 10), Lookup::Expired(_)));
+        assert!(matches!(s.take(&[2; 32], 0, 10), Lookup::Miss));
+        assert_eq!(s.len(), 0);
+    }
+
+    #[test]
+    fn flush_removes_exactly_the_expired() {
+        let mut s = shard(8);
+        let mut removed = Removed::new();
+        for id in 1..=4 {
+            s.add(session(id, id, i64::from(id) * 10), None, &mut removed);
+        }
+        let mut out = Vec::new();
+        // Deadlines are 20, 30, 40, 50: at 40, the first two have `deadline < now`.
+        assert_eq!(s.flush_expired(40, 10, true, &mut out), 2);
+        let ids: Vec<u8> = out.iter().map(|s| s.id()[0]).collect();
+        assert_eq!(ids, [2, 1], "most recently used first, as retain walks");
+        assert_eq!(out[0].value(), &[2; 83][..]);
+        assert_eq!(lru_order(&s), [3, 4]);
+        assert_eq!(s.flush_expired(1_000, 10, false, &mut out), 2);
+        assert_eq!(out.len(), 2);
+    }
+
+    #[test]
+    fn shrinking_evicts_lru_and_growing_keeps_order() {
+        let mut s = shard(4);
+        let mut removed = Removed::new();
+        for id in 1..=4 {
+            s.add(session(id, id, 0), None, &mut removed);
+        }
+        let mut out = Vec::new();
+        s.set_capacity(NonZeroUsize::new(2).unwrap(), &mut out);
+        assert_eq!(out.iter().map(|s| s.id()[0]).collect::<Vec<_>>(), [1, 2]);
+        assert_eq!((s.len(), s.capacity()), (2, 2));
+        s.set_capacity(NonZeroUsize::new(100).unwrap(), &mut out);
+        assert_eq!((lru_order(&s), s.capacity()), (vec![3, 4], 100));
+    }
+}

@@ -1,0 +1,90 @@
+//! Statistics: OpenSSL's `SSL_CTX_sess_*` counters, kept as atomics outside the locks.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of the cache's counters, as OpenSSL's `SSL_CTX_sess_*` functions report them.
+///
+/// Each counter is read atomically, but not all of them at one instant: a snapshot taken
+/// while handshakes run may be off by the operations in flight. Counters only grow;
+/// [`SessionCache::clear`] and [`SessionCache::flush_expired`] change none of them.
+///
+/// ```
+/// # use rustls::server::StoresServerSessions;
+/// use rustls_session_cache::SessionCache;
+///
+/// let cache = SessionCache::new(16);
+/// assert!(cache.put(vec![1; 32], vec![2; 83]));
+/// assert_eq!(cache.get(&[1; 32]), Some(vec![2; 83]));
+/// assert_eq!(cache.get(&[3; 32]), None);
+/// let stats = cache.stats();
+/// assert_eq!((stats.entries, stats.hits, stats.misses), (1, 1, 1));
+/// ```
+///
+/// [`SessionCache::clear`]: crate::SessionCache::clear
+/// [`SessionCache::flush_expired`]: crate::SessionCache::flush_expired
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct CacheStats {
+    /// Sessions in the internal cache now, expired ones not yet removed included
+    /// (OpenSSL's `sess_number`).
+    pub entries: usize,
+    /// `get`/`take` calls answered by a live session from the internal cache.
+    pub hits: u64,
+    /// `get`/`take` calls that found no session in the internal cache. Not counted under
+    /// `NO_INTERNAL_LOOKUP`, and not for an expired session (that is a timeout).
+    pub misses: u64,
+    /// Sessions supplied by the lookup callback and used.
+    pub cb_hits: u64,
+    /// Expired sessions found by `get`/`take` in the internal cache (and removed).
+    pub timeouts: u64,
+    /// Sessions evicted to keep the cache within its capacity.
+    pub cache_full: u64,
+    /// Sessions rustls handed to `put` while the mode had `SERVER`, refused ones excluded.
+    pub new_sessions: u64,
+    /// Sessions refused for being larger than the per-session limit.
+    pub oversized: u64,
+    /// User callbacks that panicked (the panic was caught; the cache carried on).
+    pub callback_panics: u64,
+}
+
+/// The live counters behind [`CacheStats`].
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
+    pub(crate) cb_hits: AtomicU64,
+    pub(crate) timeouts: AtomicU64,
+    pub(crate) cache_full: AtomicU64,
+    pub(crate) new_sessions: AtomicU64,
+    pub(crate) oversized: AtomicU64,
+    pub(crate) callback_panics: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, entries: usize) -> CacheStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        CacheStats {
+            entries,
+            hits: read(&self.hits),
+            misses: read(&self.misses),
+            cb_hits: read(&self.cb_hits),
+            timeouts: read(&self.timeouts),
+            cache_full: read(&self.cache_full),
+            new_sessions: read(&self.new_sessions),
+            oversized: read(&self.oversized),
+            callback_panics: read(&self.callback_panics),
+        }
+    }
+}
+
+/// Adds one to a counter. Statistics need no ordering with other memory.
+pub(crate) fn bump(counter: &AtomicU64) {
+    add(counter, 1);
+}
+
+/// Adds `n` to a counter.
+pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    if n != 0 {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,187 @@
+//! `impl StoresServerSessions for SessionCache`: what rustls's `put`, `get`, `take` and
+//! `can_cache` do under each cache mode, and why a lookup missed.
+//!
+//! - `put`: a new session (TLS 1.2 once per full handshake; TLS 1.3 once per ticket).
+//! - `get`: TLS 1.2 resumption. The session stays, and is promoted.
+//! - `take`: TLS 1.3 resumption. The ticket is removed in the same critical section that
+//!   finds it, so racing handshakes get it at most once. That is what makes 0-RTT
+//!   replay-safe.
+//! - `can_cache`: TLS 1.2 only; rustls sends an empty session id when it is `false`.
+
+use core::sync::atomic::Ordering;
+
+use rustls::server::StoresServerSessions;
+use zeroize::Zeroizing;
+
+use crate::cache::{SessionCache, Stored};
+use crate::callbacks::RemovalCause;
+use crate::session::{IdPrefix, Session, now_nanos};
+use crate::shard::Lookup;
+use crate::stats::bump;
+
+/// How a resumption uses the session it finds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Use {
+    /// TLS 1.2 `get`: the session stays.
+    Keep,
+    /// TLS 1.3 `take`: the ticket is consumed.
+    Take,
+}
+
+/// What `get` reserves for the value before taking the lock, so a hit copies into it
+/// without allocating under the lock. Typical values are 83 bytes; larger ones (client
+/// certificates) grow the buffer.
+const VALUE_CAPACITY_HINT: usize = 128;
+
+/// Every how many new sessions the cache sweeps expired ones, unless `NO_AUTO_CLEAR`.
+pub(crate) const AUTO_CLEAR_INTERVAL: u64 = 256;
+
+impl StoresServerSessions for SessionCache {
+    /// Stores a new session, as the mode says:
+    /// - without `SERVER`: refuses (`false`); stores nothing, calls nothing;
+    /// - else: calls `on_new_session`, then (unless `NO_INTERNAL_STORE`) inserts the
+    ///   session as most recently used. Returns whether the session was stored
+    ///   internally or handed to an `on_new_session` that returned normally. For TLS 1.3,
+    ///   `false` means rustls issues no ticket.
+    ///
+    /// A session over the per-session limit is refused before any of that. Unless
+    /// `NO_AUTO_CLEAR`, every 256th new session also sweeps out every expired session.
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let mode = self.mode();
+        if !mode.caches_new_sessions() {
+            // Wipe what rustls handed over; it is ours to drop.
+            drop((Zeroizing::new(key), Zeroizing::new(value)));
+            tracing::trace!(%mode, "session not cached: the mode lacks SERVER");
+            return false;
+        }
+        let now = now_nanos();
+        let session = Session::created_at_nanos(key, value, now);
+        if !self.admits(&session) {
+            return false;
+        }
+        let put_count = self.counters.new_sessions.fetch_add(1, Ordering::Relaxed) + 1;
+        let handed = self.callbacks.new_session(&session, &self.counters);
+        // An identical session already stored counts as stored.
+        let stored = mode.stores_internally() && self.insert(session, false) != Stored::Refused;
+        if mode.auto_clears() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
+            self.flush_expired_at(now);
+        }
+        stored || handed
+    }
+
+    /// TLS 1.2 resumption; see [`SessionCache`]'s lookup rules.
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.resume(key, Use::Keep)
+    }
+
+    /// TLS 1.3 resumption: as `get`, but the session is removed (`on_remove` with
+    /// [`RemovalCause::Taken`]).
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        self.resume(key, Use::Take)
+    }
+
+    /// Whether the mode has `SERVER`. rustls asks this for TLS 1.2 only.
+    fn can_cache(&self) -> bool {
+        self.mode().caches_new_sessions()
+    }
+}
+
+impl SessionCache {
+    /// The lookup rules for `get` and `take`:
+    /// 1. Unless `NO_INTERNAL_LOOKUP`, the internal cache: a live session is a hit; an
+    ///    expired one is a timeout, removed (`on_remove` with `Expired`), and then handled
+    ///    as a miss without counting one; nothing is a miss.
+    /// 2. If that found nothing usable and a lookup callback is set, the callback.
+    fn resume(&self, id: &[u8], how: Use) -> Option<Vec<u8>> {
+        let mode = self.mode();
+        let now = now_nanos();
+        if mode.looks_up_internally()
+            && let Some(value) = self.resume_internally(id, now, how)
+        {
+            return Some(value);
+        }
+        self.resume_from_callback(id, now, how, mode.stores_internally())
+    }
+
+    fn resume_internally(&self, id: &[u8], now: i64, how: Use) -> Option<Vec<u8>> {
+        let timeout = self.timeout_nanos();
+        let found = match how {
+            Use::Keep => {
+                let mut value = Vec::with_capacity(VALUE_CAPACITY_HINT);
+                match self.lock(id).get(id, now, timeout, &mut value) {
+                    Lookup::Hit(()) => Lookup::Hit(value),
+                    Lookup::Expired(session) => Lookup::Expired(session),
+                    Lookup::Miss => Lookup::Miss,
+                }
+            }
+            Use::Take => {
+                let taken = self.lock(id).take(id, now, timeout);
+                match taken {
+                    Lookup::Hit(session) => {
+                        let value = session.value().to_vec();
+                        self.callbacks
+                            .removed(&session, RemovalCause::Taken, &self.counters);
+                        Lookup::Hit(value)
+                    }
+                    Lookup::Expired(session) => Lookup::Expired(session),
+                    Lookup::Miss => Lookup::Miss,
+                }
+            }
+        };
+        match found {
+            Lookup::Hit(value) => {
+                bump(&self.counters.hits);
+                tracing::trace!(id_prefix = %IdPrefix(id), ?how, "session hit");
+                Some(value)
+            }
+            Lookup::Expired(session) => {
+                bump(&self.counters.timeouts);
+                self.callbacks
+                    .removed(&session, RemovalCause::Expired, &self.counters);
+                None
+            }
+            Lookup::Miss => {
+                bump(&self.counters.misses);
+                tracing::trace!(id_prefix = %IdPrefix(id), ?how, "session miss");
+                None
+            }
+        }
+    }
+
+    /// Asks the lookup callback. Its session is used only if its id is `id`, it is live,
+    /// and it fits the size limit. For `get` it is then cached (unless `NO_INTERNAL_STORE`,
+    /// with `add_session`'s rules); for `take`, `on_remove` gets it as `Taken`.
+    fn resume_from_callback(&self, id: &[u8], now: i64, how: Use, store: bool) -> Option<Vec<u8>> {
+        let session = self.callbacks.lookup(id, &self.counters)?;
+        if session.id() != id {
+            tracing::debug!(
+                id_prefix = %IdPrefix(id),
+                "lookup callback returned a session with another id; ignored"
+            );
+            return None;
+        }
+        if session.entry.stamp.is_expired_at(now, self.timeout_nanos()) {
+            tracing::debug!(
+                id_prefix = %IdPrefix(id),
+                "lookup callback returned an expired session; ignored"
+            );
+            return None;
+        }
+        if !self.admits(&session) {
+            return None;
+        }
+        bump(&self.counters.cb_hits);
+        tracing::debug!(id_prefix = %IdPrefix(id), ?how, "session supplied by lookup callback");
+        let value = session.value().to_vec();
+        match how {
+            Use::Keep if store => {
+                self.insert(session, self.mode().updates_time());
+            }
+            Use::Keep => {}
+            Use::Take => self
+                .callbacks
+                .removed(&session, RemovalCause::Taken, &self.counters),
+        }
+        Some(value)
+    }
+}
