@@ -1,0 +1,206 @@
+//! Shared test helpers: certificates from rcgen, rustls configs on the ring provider, and
+//! a handshake pumped in memory.
+#![allow(dead_code, unreachable_pub)]
+
+use std::ops::DerefMut;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, SystemTime};
+
+use rustls::client::Resumption;
+use rustls::crypto::ring;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
+use rustls::server::StoresServerSessions;
+use rustls::{
+    ClientConfig, ClientConnection, ConnectionCommon, HandshakeKind, ProtocolVersion,
+    RootCertStore, ServerConfig, ServerConnection, SupportedProtocolVersion,
+};
+use rustls_session_cache::{RemovalCause, Session, SessionCache};
+
+pub const TLS12: &SupportedProtocolVersion = &rustls::version::TLS12;
+pub const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
+pub const VERSIONS: [&SupportedProtocolVersion; 2] = [TLS12, TLS13];
+
+/// A CA, and a `localhost` certificate it signed, made once per test binary.
+pub struct Pki {
+    pub roots: RootCertStore,
+    pub chain: Vec<CertificateDer<'static>>,
+    pub key_der: Vec<u8>,
+}
+
+pub fn pki() -> &'static Pki {
+    static PKI: OnceLock<Pki> = OnceLock::new();
+    PKI.get_or_init(|| {
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca = rcgen::CertifiedIssuer::self_signed(ca_params, ca_key).unwrap();
+        let leaf_key = rcgen::KeyPair::generate().unwrap();
+        let leaf = rcgen::CertificateParams::new(vec!["localhost".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca)
+            .unwrap();
+        let ca_der = CertificateDer::from(ca.as_ref().der().to_vec());
+        let mut roots = RootCertStore::empty();
+        roots.add(ca_der).unwrap();
+        Pki {
+            roots,
+            chain: vec![CertificateDer::from(leaf.der().to_vec())],
+            key_der: leaf_key.serialize_der(),
+        }
+    })
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(ring::default_provider())
+}
+
+/// A server config offering only `version`, storing sessions in `cache`.
+pub fn server_config(
+    version: &'static SupportedProtocolVersion,
+    cache: &Arc<SessionCache>,
+) -> Arc<ServerConfig> {
+    server_config_with_store(version, cache.clone())
+}
+
+pub fn server_config_with_store(
+    version: &'static SupportedProtocolVersion,
+    store: Arc<dyn StoresServerSessions>,
+) -> Arc<ServerConfig> {
+    let pki = pki();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone()));
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(pki.chain.clone(), key)
+        .unwrap();
+    config.session_storage = store;
+    Arc::new(config)
+}
+
+/// A client config offering only `version`, with its own in-memory resumption store.
+/// Reuse one across connections for the client to resume.
+pub fn client_config(version: &'static SupportedProtocolVersion) -> Arc<ClientConfig> {
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(pki().roots.clone())
+        .with_no_client_auth();
+    config.resumption = Resumption::in_memory_sessions(64);
+    Arc::new(config)
+}
+
+/// What one handshake did, as both ends report it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Outcome {
+    pub server: HandshakeKind,
+    pub client: HandshakeKind,
+    pub version: ProtocolVersion,
+}
+
+impl Outcome {
+    /// Both ends agree on `kind`; panics with the whole outcome if not.
+    pub fn assert_kind(self, kind: HandshakeKind) {
+        assert_eq!((self.server, self.client), (kind, kind), "{self:?}");
+    }
+}
+
+/// Runs a whole handshake in memory, then delivers anything the server sent after it
+/// (TLS 1.3 tickets) to the client, so the client can resume next time.
+pub fn handshake(server: &Arc<ServerConfig>, client: &Arc<ClientConfig>) -> Outcome {
+    let mut s = ServerConnection::new(server.clone()).unwrap();
+    let mut c =
+        ClientConnection::new(client.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
+    let mut rounds = 0;
+    while s.is_handshaking() || c.is_handshaking() {
+        rounds += 1;
+        assert!(rounds < 20, "handshake did not finish");
+        transfer(&mut c, &mut s);
+        s.process_new_packets().unwrap();
+        transfer(&mut s, &mut c);
+        c.process_new_packets().unwrap();
+    }
+    transfer(&mut s, &mut c);
+    c.process_new_packets().unwrap();
+    Outcome {
+        server: s.handshake_kind().unwrap(),
+        client: c.handshake_kind().unwrap(),
+        version: s.protocol_version().unwrap(),
+    }
+}
+
+fn transfer<L, R>(
+    from: &mut impl DerefMut<Target = ConnectionCommon<L>>,
+    to: &mut impl DerefMut<Target = ConnectionCommon<R>>,
+) {
+    let mut buf = Vec::new();
+    while from.wants_write() {
+        from.write_tls(&mut buf).unwrap();
+    }
+    let mut rd = buf.as_slice();
+    while !rd.is_empty() {
+        to.read_tls(&mut rd).unwrap();
+    }
+}
+
+/// Records every callback, in order, for exact assertions.
+#[derive(Default)]
+pub struct Recorder {
+    pub new_sessions: Mutex<Vec<Session>>,
+    pub removed: Mutex<Vec<(Vec<u8>, RemovalCause)>>,
+    pub lookups: Mutex<Vec<Vec<u8>>>,
+}
+
+impl Recorder {
+    pub fn new_ids(&self) -> Vec<Vec<u8>> {
+        self.new_sessions
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|s| s.id().to_vec())
+            .collect()
+    }
+
+    pub fn removed(&self) -> Vec<(Vec<u8>, RemovalCause)> {
+        self.removed.lock().unwrap().clone()
+    }
+
+    pub fn causes(&self) -> Vec<RemovalCause> {
+        self.removed().into_iter().map(|(_, cause)| cause).collect()
+    }
+}
+
+/// A builder whose `on_new_session` and `on_remove` record into the returned recorder.
+pub fn recording_builder() -> (rustls_session_cache::SessionCacheBuilder, Arc<Recorder>) {
+    let recorder = Arc::new(Recorder::default());
+    let (on_new, on_remove) = (recorder.clone(), recorder.clone());
+    let builder = SessionCache::builder()
+        .on_new_session(move |s| on_new.new_sessions.lock().unwrap().push(s.clone()))
+        .on_remove(move |s, cause| {
+            on_remove
+                .removed
+                .lock()
+                .unwrap()
+                .push((s.id().to_vec(), cause))
+        });
+    (builder, recorder)
+}
+
+/// A session with a 32-byte id of `n` and an 83-byte value of `n`.
+pub fn session(n: u8) -> Session {
+    Session::new(vec![n; 32], vec![n; 83])
+}
+
+pub fn id(n: u8) -> Vec<u8> {
+    vec![n; 32]
+}
+
+pub fn value(n: u8) -> Vec<u8> {
+    vec![n; 83]
+}
+
+/// A time far enough in the past that a session created then has expired under any
+/// timeout the cache allows.
+pub fn long_ago() -> SystemTime {
+    SystemTime::now() - Duration::from_secs(8 * 86_400)
+}

@@ -1,0 +1,171 @@
+//! Many threads at once: tickets are handed out once, capacity holds, nothing deadlocks.
+
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::Duration;
+
+use common::*;
+use rustls::server::StoresServerSessions;
+use rustls_session_cache::{RemovalCause, Session, SessionCache};
+
+const THREADS: usize = 8;
+
+/// Runs `f`, failing the test if it has not finished within a minute (a deadlock).
+fn within_a_minute(f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = mpsc::channel();
+    let worker = thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(Duration::from_secs(60)) {
+        Ok(()) => worker.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Disconnected) => worker.join().unwrap(),
+        Err(mpsc::RecvTimeoutError::Timeout) => panic!("deadlock: still running after 60 s"),
+    }
+}
+
+#[test]
+fn racing_takes_get_each_ticket_exactly_once() {
+    const TICKETS: u32 = 2_000;
+    let taken_notices = Arc::new(AtomicUsize::new(0));
+    let notices = taken_notices.clone();
+    let cache = SessionCache::builder()
+        .capacity(TICKETS as usize)
+        .on_remove(move |_, cause| {
+            assert_eq!(cause, RemovalCause::Taken);
+            notices.fetch_add(1, Ordering::Relaxed);
+        })
+        .build()
+        .unwrap();
+    for n in 0..TICKETS {
+        assert!(cache.put(n.to_be_bytes().to_vec(), n.to_le_bytes().to_vec()));
+    }
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let winners: Vec<Vec<u32>> = thread::scope(|scope| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (cache, barrier) = (&cache, barrier.clone());
+                scope.spawn(move || {
+                    barrier.wait();
+                    let mut won = Vec::new();
+                    // Each thread walks the tickets from a different starting point.
+                    for i in 0..TICKETS {
+                        let n = (i + t as u32 * 250) % TICKETS;
+                        if let Some(value) = cache.take(&n.to_be_bytes()) {
+                            assert_eq!(value, n.to_le_bytes());
+                            won.push(n);
+                        }
+                    }
+                    won
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut all: Vec<u32> = winners.into_iter().flatten().collect();
+    all.sort_unstable();
+    assert_eq!(
+        all,
+        (0..TICKETS).collect::<Vec<_>>(),
+        "every ticket exactly once"
+    );
+    assert_eq!(taken_notices.load(Ordering::Relaxed), TICKETS as usize);
+    let stats = cache.stats();
+    assert_eq!(stats.hits, u64::from(TICKETS));
+    assert_eq!(stats.misses, u64::from(TICKETS) * (THREADS as u64 - 1));
+    assert_eq!(stats.entries, 0);
+}
+
+#[test]
+fn mixed_stress_respects_capacity_and_finishes() {
+    within_a_minute(|| {
+        const CAPACITY: usize = 64;
+        let reentered = Arc::new(AtomicUsize::new(0));
+        let seen = reentered.clone();
+        let cache = SessionCache::builder()
+            .capacity(CAPACITY)
+            .on_remove(move |_, _| {
+                seen.fetch_add(1, Ordering::Relaxed);
+            })
+            .build()
+            .unwrap();
+        thread::scope(|scope| {
+            for t in 0..THREADS {
+                let cache = &cache;
+                scope.spawn(move || {
+                    let mut state = 0x9e37_79b9_u32.wrapping_mul(t as u32 + 1);
+                    for _ in 0..20_000 {
+                        // xorshift: a cheap, deterministic spread of keys and operations.
+                        state ^= state << 13;
+                        state ^= state >> 17;
+                        state ^= state << 5;
+                        let key = (state % 256) as u8;
+                        match state % 7 {
+                            0 | 1 => assert!(cache.put(id(key), value(key))),
+                            2 | 3 => {
+                                if let Some(v) = cache.get(&id(key)) {
+                                    assert_eq!(v, value(key));
+                                }
+                            }
+                            4 => {
+                                if let Some(v) = cache.take(&id(key)) {
+                                    assert_eq!(v, value(key));
+                                }
+                            }
+                            5 => {
+                                cache.add_session(Session::new(id(key), value(key)));
+                            }
+                            _ => {
+                                cache.remove_session(&id(key));
+                            }
+                        }
+                        assert!(cache.len() <= CAPACITY);
+                    }
+                });
+            }
+        });
+        let stats = cache.stats();
+        assert!(stats.entries <= CAPACITY);
+        assert!(stats.hits > 0 && stats.cache_full > 0, "{stats:?}");
+        assert!(reentered.load(Ordering::Relaxed) > 0);
+    });
+}
+
+#[test]
+fn callbacks_that_reenter_under_contention_do_not_deadlock() {
+    within_a_minute(|| {
+        let holder: Arc<std::sync::OnceLock<std::sync::Weak<SessionCache>>> = Default::default();
+        let inner = holder.clone();
+        let cache = SessionCache::builder()
+            .capacity(16)
+            .on_remove(move |session, _| {
+                if let Some(cache) = inner.get().and_then(std::sync::Weak::upgrade) {
+                    // Touch the cache from inside the callback while others hold it.
+                    let _ = cache.contains(session.id());
+                    let _ = cache.len();
+                }
+            })
+            .lookup(|id| Some(Session::new(id, value(1))))
+            .build()
+            .unwrap();
+        holder.set(Arc::downgrade(&cache)).unwrap();
+        thread::scope(|scope| {
+            for t in 0..THREADS {
+                let cache = &cache;
+                scope.spawn(move || {
+                    for n in 0..5_000u32 {
+                        let key = (n.wrapping_mul(t as u32 + 7) % 64).to_be_bytes();
+                        cache.put(key.to_vec(), value(2));
+                        let _ = cache.get(&key);
+                        let _ = cache.take(&key);
+                    }
+                });
+            }
+        });
+        assert!(cache.len() <= 16);
+    });
+}
