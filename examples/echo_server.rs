@@ -1,0 +1,518 @@
+//! A TLS echo server on tokio and tokio-rustls whose session store is a [`SessionCache`].
+//! Every byte a client sends comes back.
+//!
+//! ```text
+//! cargo run --release --example echo_server -- \
+//!     [--listen 127.0.0.1:4433] [--cert certs/server.crt] [--key certs/server.key] \
+//!     [--capacity 20480] [--timeout 300] [--mode server] [--tls 1.2|1.3|both] \
+//!     [--stats-interval SECONDS]
+//! ```
+//!
+//! Then watch resumption with `openssl s_client -connect 127.0.0.1:4433 -CAfile
+//! certs/ca.crt -reconnect` (TLS 1.2 or 1.3), or `-sess_out` and `-sess_in`.
+//!
+//! With `--mode server,no-internal-store` the server shows application-controlled
+//! resumption: new sessions are held as pending for their connection, and admitted into
+//! the cache with `add_session` only if the client sends the line `remember me`. Other
+//! clients get sessions (and tickets) that never resume.
+//!
+//! It prints `listening on ADDR` once it accepts connections; Ctrl-C or SIGTERM stops it
+//! after open connections finish (or a grace period passes), with a final stats line.
+//! Logs go to stderr through `RUST_LOG` (default `info`): one line per connection.
+
+use std::cell::RefCell;
+use std::future::Future;
+use std::io::{IsTerminal as _, Write as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
+use rustls_session_cache::{CacheMode, CacheStats, DEFAULT_CAPACITY, Session, SessionCache};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinSet;
+use tokio::time::timeout;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tracing::{debug, info, warn};
+
+/// The line a client sends, under `no-internal-store`, for its sessions to be admitted.
+pub const ADMIT_LINE: &[u8] = b"remember me";
+
+#[derive(Parser, Debug)]
+#[command(about = "A TLS echo server whose rustls session store is a SessionCache")]
+struct Args {
+    /// Address to listen on; port 0 picks a free port.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    listen: SocketAddr,
+    /// Server certificate chain, PEM.
+    #[arg(long, default_value = "certs/server.crt")]
+    cert: PathBuf,
+    /// Server private key, PEM.
+    #[arg(long, default_value = "certs/server.key")]
+    key: PathBuf,
+    /// Most sessions the cache holds.
+    #[arg(long, default_value_t = DEFAULT_CAPACITY)]
+    capacity: usize,
+    /// Session timeout, in seconds (1 to 604800).
+    #[arg(long, value_name = "SECONDS", default_value_t = 300)]
+    timeout: u64,
+    /// Cache mode, comma-separated: server, off, no-internal-lookup, no-internal-store,
+    /// no-internal, no-auto-clear, update-time. Every mode but `off` includes `server`.
+    #[arg(long, default_value = "server", value_parser = parse_mode)]
+    mode: CacheMode,
+    /// TLS versions to offer.
+    #[arg(long, value_enum, default_value = "both")]
+    tls: TlsVersions,
+    /// Print a stats line this often, in seconds; 0 never.
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    stats_interval: u64,
+}
+
+/// Parses `--mode`: the named flags, plus `server` unless `off` is among them, so that
+/// `--mode no-internal-store` means what a reader expects (`SERVER | NO_INTERNAL_STORE`).
+pub fn parse_mode(names: &str) -> Result<CacheMode, String> {
+    let mode: CacheMode = names.parse().map_err(|e| format!("{e}"))?;
+    let off = names
+        .split(',')
+        .any(|n| n.trim().eq_ignore_ascii_case("off"));
+    match (off, mode.caches_new_sessions()) {
+        (true, true) => Err("`off` and `server` contradict each other".to_owned()),
+        (true, false) => Ok(mode),
+        (false, _) => Ok(mode | CacheMode::SERVER),
+    }
+}
+
+/// Which TLS versions the server offers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum TlsVersions {
+    /// TLS 1.2 only.
+    #[value(name = "1.2")]
+    Tls12,
+    /// TLS 1.3 only.
+    #[value(name = "1.3")]
+    Tls13,
+    /// Both.
+    Both,
+}
+
+impl TlsVersions {
+    fn versions(self) -> Vec<&'static SupportedProtocolVersion> {
+        match self {
+            Self::Tls12 => vec![&rustls::version::TLS12],
+            Self::Tls13 => vec![&rustls::version::TLS13],
+            Self::Both => vec![&rustls::version::TLS13, &rustls::version::TLS12],
+        }
+    }
+}
+
+/// Timeouts and intervals that are not flags.
+#[derive(Clone, Copy, Debug)]
+pub struct Settings {
+    /// A client that has not finished its handshake by then is dropped.
+    pub handshake_timeout: Duration,
+    /// A connection with no read or write progress for this long is closed.
+    pub idle_timeout: Duration,
+    /// How long open connections may go on after a shutdown signal.
+    pub grace: Duration,
+    /// How often to print a stats line, if at all.
+    pub stats_interval: Option<Duration>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            handshake_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(300),
+            grace: Duration::from_secs(5),
+            stats_interval: None,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match Args::try_parse() {
+        Ok(args) => args,
+        Err(err) if !err.use_stderr() => err.exit(), // --help, --version
+        Err(err) => {
+            // clap's message in one line: its first paragraph, without the help hint.
+            let message = err.to_string();
+            let first: Vec<&str> = message.lines().take_while(|l| !l.is_empty()).collect();
+            eprintln!(
+                "{}",
+                first.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" ")
+            );
+            return ExitCode::from(2);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let cache = build_cache(args.capacity, Duration::from_secs(args.timeout), args.mode)?;
+    let tls = tls_config(&args.cert, &args.key, args.tls, &cache)?;
+    let settings = Settings {
+        stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+        ..Settings::default()
+    };
+    let server = EchoServer::bind(args.listen, tls, cache, settings)
+        .await
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let addr = server.local_addr().map_err(|e| e.to_string())?;
+    info!(%addr, mode = %args.mode, tls = ?args.tls, "echo server started");
+    say(&format!("listening on {addr}"));
+    let report = server.run(shutdown_signal()).await;
+    say(&report.to_string());
+    Ok(())
+}
+
+/// Prints a line on stdout and flushes it: scripts wait for these lines.
+fn say(line: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    let _ = out.flush();
+}
+
+/// The cache, with a pending-session hook when the mode keeps new sessions out of it.
+pub fn build_cache(
+    capacity: usize,
+    timeout: Duration,
+    mode: CacheMode,
+) -> Result<Arc<SessionCache>, String> {
+    let mut builder = SessionCache::builder()
+        .capacity(capacity)
+        .timeout(timeout)
+        .mode(mode);
+    if !mode.stores_internally() {
+        builder = builder.on_new_session(hold_pending);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// A `ServerConfig` with the certificate and key from PEM files, storing sessions in
+/// `cache`. Fails with one line naming the file and the problem.
+pub fn tls_config(
+    cert: &Path,
+    key: &Path,
+    versions: TlsVersions,
+    cache: &Arc<SessionCache>,
+) -> Result<Arc<ServerConfig>, String> {
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("cannot read certificates from {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("no certificate found in {}", cert.display()));
+    }
+    let key_der = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| format!("cannot read a private key from {}: {e}", key.display()))?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&versions.versions())
+        .map_err(|e| e.to_string())?
+        .with_no_client_auth()
+        .with_single_cert(chain, key_der)
+        .map_err(|e| {
+            format!(
+                "the key in {} does not fit the certificate in {}: {e}",
+                key.display(),
+                cert.display()
+            )
+        })?;
+    config.session_storage = cache.clone();
+    Ok(Arc::new(config))
+}
+
+tokio::task_local! {
+    /// New sessions made on this connection that wait for the admission policy.
+    static PENDING: RefCell<Vec<Session>>;
+}
+
+/// `on_new_session` under `NO_INTERNAL_STORE`: rustls calls `put` inside the handshake,
+/// on the connection's task, so the session is parked with that connection.
+fn hold_pending(session: &Session) {
+    let held = PENDING.try_with(|pending| pending.borrow_mut().push(session.clone()));
+    if held.is_err() {
+        debug!("new session outside a connection; not held");
+    }
+}
+
+/// Counts of finished handshakes.
+#[derive(Debug, Default)]
+pub struct Handshakes {
+    /// Full handshakes.
+    pub full: AtomicU64,
+    /// Resumed handshakes.
+    pub resumed: AtomicU64,
+}
+
+/// What the server reports when asked or when it stops.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// The cache's counters.
+    pub stats: CacheStats,
+    /// Full handshakes completed.
+    pub full: u64,
+    /// Resumed handshakes completed.
+    pub resumed: u64,
+}
+
+impl std::fmt::Display for Report {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = &self.stats;
+        write!(
+            f,
+            "stats: hits={} misses={} cb_hits={} timeouts={} cache_full={} entries={} \
+             full={} resumed={}",
+            s.hits,
+            s.misses,
+            s.cb_hits,
+            s.timeouts,
+            s.cache_full,
+            s.entries,
+            self.full,
+            self.resumed
+        )
+    }
+}
+
+/// A bound echo server, ready to [`run`](Self::run).
+pub struct EchoServer {
+    listener: TcpListener,
+    acceptor: TlsAcceptor,
+    cache: Arc<SessionCache>,
+    handshakes: Arc<Handshakes>,
+    settings: Settings,
+}
+
+impl EchoServer {
+    /// Binds `addr` and prepares to serve `tls`, whose session store is `cache`.
+    pub async fn bind(
+        addr: SocketAddr,
+        tls: Arc<ServerConfig>,
+        cache: Arc<SessionCache>,
+        settings: Settings,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: TcpListener::bind(addr).await?,
+            acceptor: TlsAcceptor::from(tls),
+            cache,
+            handshakes: Arc::default(),
+            settings,
+        })
+    }
+
+    /// The address it listens on (the real port when bound to port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `shutdown` completes; then stops accepting, gives open connections
+    /// the grace period, and returns the final report.
+    pub async fn run(self, shutdown: impl Future<Output = ()>) -> Report {
+        let mut connections = JoinSet::new();
+        let stats_printer = self.settings.stats_interval.map(|every| {
+            let (cache, handshakes) = (self.cache.clone(), self.handshakes.clone());
+            tokio::spawn(async move {
+                let mut ticks = tokio::time::interval(every);
+                ticks.tick().await;
+                loop {
+                    ticks.tick().await;
+                    say(&report(&cache, &handshakes).to_string());
+                }
+            })
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                accepted = self.listener.accept() => match accepted {
+                    Ok((tcp, peer)) => {
+                        let connection = Connection {
+                            peer,
+                            acceptor: self.acceptor.clone(),
+                            cache: self.cache.clone(),
+                            handshakes: self.handshakes.clone(),
+                            settings: self.settings,
+                        };
+                        connections.spawn(PENDING.scope(RefCell::default(), connection.serve(tcp)));
+                    }
+                    Err(error) => {
+                        // Out of file descriptors, say: back off briefly, keep serving.
+                        warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        drop(self.listener);
+        info!(open = connections.len(), "shutting down");
+        let drained = timeout(self.settings.grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            info!(
+                open = connections.len(),
+                "grace period over; closing the rest"
+            );
+            connections.shutdown().await;
+        }
+        if let Some(printer) = stats_printer {
+            printer.abort();
+        }
+        report(&self.cache, &self.handshakes)
+    }
+}
+
+fn report(cache: &SessionCache, handshakes: &Handshakes) -> Report {
+    Report {
+        stats: cache.stats(),
+        full: handshakes.full.load(Ordering::Relaxed),
+        resumed: handshakes.resumed.load(Ordering::Relaxed),
+    }
+}
+
+/// One client's connection.
+struct Connection {
+    peer: SocketAddr,
+    acceptor: TlsAcceptor,
+    cache: Arc<SessionCache>,
+    handshakes: Arc<Handshakes>,
+    settings: Settings,
+}
+
+impl Connection {
+    /// Handshakes, logs, echoes. Whatever goes wrong ends this connection only.
+    async fn serve(self, tcp: TcpStream) {
+        let peer = self.peer;
+        let _ = tcp.set_nodelay(true);
+        let tls = match timeout(self.settings.handshake_timeout, self.acceptor.accept(tcp)).await {
+            Ok(Ok(tls)) => tls,
+            Ok(Err(error)) => return debug!(%peer, %error, "handshake failed"),
+            Err(_) => return debug!(%peer, "handshake timed out"),
+        };
+        let (_, conn) = tls.get_ref();
+        let resumed = conn.handshake_kind() == Some(HandshakeKind::Resumed);
+        let counter = if resumed {
+            &self.handshakes.resumed
+        } else {
+            &self.handshakes.full
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        info!(
+            %peer,
+            version = ?conn.protocol_version().unwrap_or(rustls::ProtocolVersion::Unknown(0)),
+            suite = ?conn
+                .negotiated_cipher_suite()
+                .map_or(rustls::CipherSuite::Unknown(0), |s| s.suite()),
+            handshake = if resumed { "resumed" } else { "full" },
+            "connection"
+        );
+        match self.echo(tls).await {
+            Ok(()) => debug!(%peer, "connection closed"),
+            Err(error) => debug!(%peer, %error, "connection ended"),
+        }
+    }
+
+    async fn echo(&self, mut tls: TlsStream<TcpStream>) -> std::io::Result<()> {
+        let idle = self.settings.idle_timeout;
+        let mut buf = vec![0; 16 * 1024];
+        let mut lines = LineWatch::default();
+        loop {
+            let n = timeout(idle, tls.read(&mut buf)).await??;
+            if n == 0 {
+                break;
+            }
+            if lines.feed(&buf[..n]) {
+                self.admit_pending();
+            }
+            timeout(idle, tls.write_all(&buf[..n])).await??;
+        }
+        timeout(idle, tls.shutdown()).await?
+    }
+
+    /// The admission policy: this connection's pending sessions enter the cache.
+    fn admit_pending(&self) {
+        let pending = PENDING
+            .try_with(|pending| std::mem::take(&mut *pending.borrow_mut()))
+            .unwrap_or_default();
+        let admitted = pending
+            .into_iter()
+            .filter(|session| self.cache.add_session(session.clone()))
+            .count();
+        info!(peer = %self.peer, admitted, "client asked to be remembered");
+    }
+}
+
+/// Watches a byte stream for a line that is exactly [`ADMIT_LINE`] (a trailing `\r`
+/// allowed), holding at most one line's worth of it.
+#[derive(Default)]
+struct LineWatch {
+    line: Vec<u8>,
+    overlong: bool,
+}
+
+impl LineWatch {
+    /// Feeds bytes; returns whether they completed an admit line.
+    fn feed(&mut self, bytes: &[u8]) -> bool {
+        let mut seen = false;
+        for &byte in bytes {
+            if byte == b'\n' {
+                let line = self.line.strip_suffix(b"\r").unwrap_or(&self.line);
+                seen |= !self.overlong && line == ADMIT_LINE;
+                self.line.clear();
+                self.overlong = false;
+            } else if self.line.len() > ADMIT_LINE.len() {
+                self.overlong = true;
+            } else {
+                self.line.push(byte);
+            }
+        }
+        seen
+    }
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(error) => {
+                    warn!(%error, "cannot watch SIGTERM; only Ctrl-C stops the server");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+    info!("shutdown signal received");
+}
