@@ -83,17 +83,7 @@ fn tls13_ticket_is_single_use() {
 
 #[test]
 fn every_mode_on_both_versions() {
-    let server = CacheMode::SERVER;
-    let cases = [
-        (server, Resumed, Resumed),
-        (CacheMode::OFF, Full, Full),
-        (server | CacheMode::NO_AUTO_CLEAR, Resumed, Resumed),
-        (server | CacheMode::UPDATE_TIME, Resumed, Resumed),
-        (server | CacheMode::NO_INTERNAL_LOOKUP, Full, Full),
-        (server | CacheMode::NO_INTERNAL_STORE, Full, Full),
-        (server | CacheMode::NO_INTERNAL, Full, Full),
-    ];
-    for (mode, tls12, tls13) in cases {
+    for (mode, tls12, tls13) in mode_matrix() {
         for (version, expected) in [(TLS12, tls12), (TLS13, tls13)] {
             let cache = SessionCache::builder().mode(mode).build().unwrap();
             let (server, client) = (server_config(version, &cache), client_config(version));

@@ -14,7 +14,7 @@ use rustls::{
     ClientConfig, ClientConnection, ConnectionCommon, HandshakeKind, ProtocolVersion,
     RootCertStore, ServerConfig, ServerConnection, SupportedProtocolVersion,
 };
-use rustls_session_cache::{RemovalCause, Session, SessionCache};
+use rustls_session_cache::{CacheMode, RemovalCause, Session, SessionCache};
 
 pub const TLS12: &SupportedProtocolVersion = &rustls::version::TLS12;
 pub const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
@@ -184,6 +184,23 @@ pub fn recording_builder() -> (rustls_session_cache::SessionCacheBuilder, Arc<Re
                 .push((s.id().to_vec(), cause))
         });
     (builder, recorder)
+}
+
+/// Every mode the examples and tests exercise, with whether a second connection from
+/// the same client resumes on TLS 1.2 and on TLS 1.3 when nothing else intervenes
+/// (no callbacks; under `NO_INTERNAL_STORE` nobody admits sessions).
+pub fn mode_matrix() -> [(CacheMode, HandshakeKind, HandshakeKind); 7] {
+    use HandshakeKind::{Full, Resumed};
+    let server = CacheMode::SERVER;
+    [
+        (server, Resumed, Resumed),
+        (CacheMode::OFF, Full, Full),
+        (server | CacheMode::NO_AUTO_CLEAR, Resumed, Resumed),
+        (server | CacheMode::UPDATE_TIME, Resumed, Resumed),
+        (server | CacheMode::NO_INTERNAL_LOOKUP, Full, Full),
+        (server | CacheMode::NO_INTERNAL_STORE, Full, Full),
+        (server | CacheMode::NO_INTERNAL, Full, Full),
+    ]
 }
 
 /// A session with a 32-byte id of `n` and an 83-byte value of `n`.

@@ -1,0 +1,304 @@
+//! The echo server example over real TCP on 127.0.0.1, with a tokio-rustls client.
+//!
+//! The example's own code runs in-process here (its file is included as a module), so a
+//! test can reach the cache it serves from: expire, remove, read counters.
+
+mod common;
+
+#[path = "../examples/echo_server.rs"]
+#[allow(dead_code, unreachable_pub)]
+mod echo_server;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use echo_server::{EchoServer, Report, Settings, TlsVersions};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
+use rustls_session_cache::{CacheMode, SessionCache};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+
+use HandshakeKind::{Full, Resumed};
+
+const TLS12: &SupportedProtocolVersion = &rustls::version::TLS12;
+const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// An echo server running on a free port, serving from `cache`.
+struct Running {
+    addr: SocketAddr,
+    cache: Arc<SessionCache>,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Report>,
+}
+
+impl Running {
+    async fn start(cache: Arc<SessionCache>, versions: TlsVersions, settings: Settings) -> Self {
+        let tls = echo_server::tls_config(
+            &repo("certs/server.crt"),
+            &repo("certs/server.key"),
+            versions,
+            &cache,
+        )
+        .unwrap();
+        let server = EchoServer::bind("127.0.0.1:0".parse().unwrap(), tls, cache.clone(), settings)
+            .await
+            .unwrap();
+        let addr = server.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(server.run(async {
+            let _ = stopped.await;
+        }));
+        Self {
+            addr,
+            cache,
+            stop,
+            task,
+        }
+    }
+
+    async fn with_mode(mode: CacheMode) -> Self {
+        let cache = echo_server::build_cache(1024, Duration::from_secs(300), mode).unwrap();
+        Self::start(cache, TlsVersions::Both, Settings::default()).await
+    }
+
+    async fn stop(self) -> Report {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap()
+    }
+}
+
+/// A client offering one TLS version, trusting `certs/ca.crt`, remembering its sessions.
+fn connector(version: &'static SupportedProtocolVersion) -> TlsConnector {
+    let mut roots = RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(repo("certs/ca.crt")).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    TlsConnector::from(Arc::new(config))
+}
+
+/// Connects, sends `payload`, reads it all back while still sending (it may exceed what
+/// the socket buffers hold), closes cleanly, and returns how the handshake went.
+async fn exchange(client: &TlsConnector, addr: SocketAddr, payload: &[u8]) -> HandshakeKind {
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let tls = client.connect(name, tcp).await.unwrap();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    let (mut rd, mut wr) = tokio::io::split(tls);
+    let send = async {
+        wr.write_all(payload).await.unwrap();
+        wr.flush().await.unwrap();
+    };
+    let receive = async {
+        let mut echoed = vec![0; payload.len()];
+        rd.read_exact(&mut echoed).await.unwrap();
+        echoed
+    };
+    let ((), echoed) = tokio::join!(send, receive);
+    assert!(echoed == payload, "the echo differs from what was sent");
+    let mut tls = rd.unsplit(wr);
+    tls.shutdown().await.unwrap();
+    let mut rest = Vec::new();
+    tls.read_to_end(&mut rest).await.unwrap();
+    assert!(rest.is_empty(), "nothing more after the echo");
+    kind
+}
+
+#[tokio::test]
+async fn full_then_resumed_with_every_byte_echoed() {
+    let server = Running::with_mode(CacheMode::SERVER).await;
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(exchange(&client, server.addr, b"hello\n").await, Full);
+        assert_eq!(exchange(&client, server.addr, b"again\n").await, Resumed);
+    }
+    let report = server.stop().await;
+    assert_eq!((report.full, report.resumed), (2, 2));
+    assert_eq!((report.stats.hits, report.stats.misses), (2, 0));
+}
+
+#[tokio::test]
+async fn payloads_larger_than_a_tls_record_come_back_byte_for_byte() {
+    let server = Running::with_mode(CacheMode::SERVER).await;
+    // 1 MiB of a pattern that never repeats within a record, every byte value present.
+    let payload: Vec<u8> = (0u32..1 << 20)
+        .map(|i| (i ^ (i >> 8) ^ (i >> 16)) as u8)
+        .collect();
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(exchange(&client, server.addr, &payload).await, Full);
+        assert_eq!(exchange(&client, server.addr, &payload).await, Resumed);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn every_mode_over_tcp() {
+    // Under NO_INTERNAL_STORE no client asks to be remembered here: nothing is admitted.
+    for (mode, tls12, tls13) in common::mode_matrix() {
+        let running = Running::with_mode(mode).await;
+        for (version, expected) in [(TLS12, tls12), (TLS13, tls13)] {
+            let client = connector(version);
+            assert_eq!(
+                exchange(&client, running.addr, b"one\n").await,
+                Full,
+                "{mode}"
+            );
+            let second = exchange(&client, running.addr, b"two\n").await;
+            assert_eq!(second, expected, "mode {mode} on {version:?}");
+        }
+        let report = running.stop().await;
+        let resumed = u64::from(tls12 == Resumed) + u64::from(tls13 == Resumed);
+        assert_eq!(report.resumed, resumed, "{mode}");
+        assert_eq!(report.full, 4 - resumed, "{mode}");
+    }
+}
+
+#[tokio::test]
+async fn expired_sessions_give_full_handshakes() {
+    let server = Running::with_mode(CacheMode::SERVER).await;
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(exchange(&client, server.addr, b"a\n").await, Full);
+        // Every session made so far is older than a nanosecond by the next handshake.
+        server.cache.set_timeout(Duration::from_nanos(1));
+        let before = server.cache.stats().timeouts;
+        assert_eq!(exchange(&client, server.addr, b"b\n").await, Full);
+        assert_eq!(server.cache.stats().timeouts, before + 1, "{version:?}");
+        server.cache.set_timeout(Duration::from_secs(300));
+        assert_eq!(exchange(&client, server.addr, b"c\n").await, Resumed);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn removed_sessions_give_full_handshakes() {
+    let made = Arc::new(Mutex::new(Vec::<Vec<u8>>::new()));
+    let record = made.clone();
+    let cache = SessionCache::builder()
+        .on_new_session(move |s| record.lock().unwrap().push(s.id().to_vec()))
+        .build()
+        .unwrap();
+    let server = Running::start(cache, TlsVersions::Both, Settings::default()).await;
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(exchange(&client, server.addr, b"a\n").await, Full);
+        let ids: Vec<_> = made.lock().unwrap().drain(..).collect();
+        assert!(!ids.is_empty());
+        for id in &ids {
+            assert!(server.cache.remove_session(id));
+        }
+        assert_eq!(exchange(&client, server.addr, b"b\n").await, Full);
+        assert_eq!(exchange(&client, server.addr, b"c\n").await, Resumed);
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn application_controlled_resumption_admits_only_clients_that_ask() {
+    let mode = CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE;
+    for version in [TLS12, TLS13] {
+        let server = Running::with_mode(mode).await;
+        let client = connector(version);
+        assert_eq!(exchange(&client, server.addr, b"hello\n").await, Full);
+        assert_eq!(server.cache.len(), 0, "pending, not admitted");
+        // Not admitted: no resumption. This client now asks to be remembered.
+        assert_eq!(
+            exchange(&client, server.addr, b"remember me\r\n").await,
+            Full
+        );
+        assert!(!server.cache.is_empty(), "admitted");
+        assert_eq!(exchange(&client, server.addr, b"thanks\n").await, Resumed);
+        // For a new client, a line that merely contains the phrase does not count.
+        let other = connector(version);
+        assert_eq!(
+            exchange(&other, server.addr, b"please remember me\n").await,
+            Full
+        );
+        assert_eq!(exchange(&other, server.addr, b"and?\n").await, Full);
+        let report = server.stop().await;
+        assert_eq!((report.full, report.resumed), (4, 1), "{version:?}");
+    }
+}
+
+#[tokio::test]
+async fn bad_clients_end_only_their_own_connection() {
+    let settings = Settings {
+        handshake_timeout: Duration::from_millis(300),
+        ..Settings::default()
+    };
+    let cache = SessionCache::new(64);
+    let server = Running::start(cache, TlsVersions::Both, settings).await;
+
+    // Garbage instead of a ClientHello: the server closes the connection.
+    let mut garbage = TcpStream::connect(server.addr).await.unwrap();
+    garbage
+        .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut reply = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), garbage.read_to_end(&mut reply));
+    read.await.expect("closed promptly").ok();
+
+    // A client that stalls in the handshake is dropped after the handshake timeout.
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    let started = std::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut byte));
+    assert!(
+        matches!(read.await, Ok(Ok(0)) | Ok(Err(_))),
+        "stalled client not dropped"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(250));
+
+    // A client that vanishes mid-stream, without close_notify.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let mut tls = connector(TLS13)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    tls.write_all(b"half a message").await.unwrap();
+    drop(tls);
+
+    // The server still serves.
+    let client = connector(TLS13);
+    assert_eq!(exchange(&client, server.addr, b"still here\n").await, Full);
+    assert_eq!(exchange(&client, server.addr, b"yes\n").await, Resumed);
+    let report = server.stop().await;
+    assert_eq!((report.full, report.resumed), (2, 1));
+}
+
+#[tokio::test]
+async fn shutdown_waits_for_open_connections_within_the_grace_period() {
+    let settings = Settings {
+        grace: Duration::from_millis(200),
+        ..Settings::default()
+    };
+    let server = Running::start(SessionCache::new(64), TlsVersions::Both, settings).await;
+    // An idle but open connection: the server must not wait for it past the grace period.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let _open = connector(TLS13)
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let started = std::time::Instant::now();
+    let report = server.stop().await;
+    assert!(started.elapsed() < Duration::from_secs(3));
+    assert_eq!(report.full, 1);
+}

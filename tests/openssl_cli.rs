@@ -1,0 +1,415 @@
+//! The echo server example as users run it (the built binary, its flags, its output),
+//! against a client nobody on this project wrote: the `openssl s_client` command.
+//!
+//! Needs the `openssl` command-line tool (Debian package `openssl`); `.ci/run` installs it.
+//! Without it these tests fail, naming the package; they never skip.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{Receiver, channel};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+const WAIT: Duration = Duration::from_secs(20);
+
+fn repo(path: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
+}
+
+/// The example binary cargo built next to this test (`cargo test` builds examples).
+fn echo_server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap();
+    let binary = profile_dir.join("examples").join("echo_server");
+    assert!(
+        binary.exists(),
+        "{} is missing: run the tests with `cargo test`, which builds the examples",
+        binary.display()
+    );
+    binary
+}
+
+fn openssl() -> Command {
+    let probe = Command::new("openssl").arg("version").output();
+    assert!(
+        probe.is_ok_and(|out| out.status.success()),
+        "the `openssl` command-line tool is missing: install the Debian package `openssl` \
+         (apt-get install openssl); .ci/run does this"
+    );
+    Command::new("openssl")
+}
+
+/// Lines a child prints, collected by a thread as they come.
+struct Lines {
+    rx: Receiver<String>,
+    seen: Arc<Mutex<Vec<String>>>,
+}
+
+impl Lines {
+    fn collect(stream: impl std::io::Read + Send + 'static) -> Self {
+        let (tx, rx) = channel();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let all = seen.clone();
+        thread::spawn(move || {
+            for line in BufReader::new(stream).lines() {
+                let Ok(line) = line else { break };
+                all.lock().unwrap().push(line.clone());
+                let _ = tx.send(line);
+            }
+        });
+        Self { rx, seen }
+    }
+
+    /// Waits for a line that `matches`; fails with everything seen if none comes.
+    fn wait_for(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.rx.recv_timeout(left) {
+                Ok(line) if matches(&line) => return line,
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+        panic!("no {what} line; saw {:#?}", self.all());
+    }
+
+    fn all(&self) -> Vec<String> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+fn wait_exit(child: &mut Child) -> ExitStatus {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(Instant::now() < deadline, "process did not exit");
+        thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// The example, started with `--listen 127.0.0.1:0` and the shipped certificates.
+struct EchoServer {
+    child: Child,
+    addr: String,
+    stdout: Lines,
+    stderr: Lines,
+}
+
+impl EchoServer {
+    fn start(flags: &[&str]) -> Self {
+        let mut child = Command::new(echo_server_binary())
+            .args(["--listen", "127.0.0.1:0"])
+            .arg("--cert")
+            .arg(repo("certs/server.crt"))
+            .arg("--key")
+            .arg(repo("certs/server.key"))
+            .args(flags)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stdout = Lines::collect(child.stdout.take().unwrap());
+        let stderr = Lines::collect(child.stderr.take().unwrap());
+        let line = stdout.wait_for("listening", |l| l.starts_with("listening on "));
+        let addr = line.trim_start_matches("listening on ").to_owned();
+        assert!(!addr.ends_with(":0"), "the real port, not 0: {line}");
+        Self {
+            child,
+            addr,
+            stdout,
+            stderr,
+        }
+    }
+
+    /// SIGTERM; returns the exit status and the final stats line.
+    fn terminate(mut self) -> (ExitStatus, String, Vec<String>) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = wait_exit(&mut self.child);
+        let stats = self
+            .stdout
+            .wait_for("final stats", |l| l.starts_with("stats: "));
+        (status, stats, self.stderr.all())
+    }
+}
+
+impl Drop for EchoServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `openssl s_client` once: connects with `version` (`-tls1_2`, `-tls1_3`),
+/// verifying against `certs/ca.crt`, saves (`-sess_out`) or offers (`-sess_in`) the
+/// session in `session`, sends `line`, waits for its echo, then closes. Returns the
+/// `New, ...` or `Reused, ...` line and everything s_client printed on stdout.
+fn s_client_output(
+    addr: &str,
+    version: &str,
+    session: (&str, &Path),
+    line: &str,
+) -> (String, Vec<String>) {
+    let mut child = openssl()
+        .args([
+            "s_client",
+            "-connect",
+            addr,
+            version,
+            "-verify_return_error",
+        ])
+        .arg("-CAfile")
+        .arg(repo("certs/ca.crt"))
+        .arg(session.0)
+        .arg(session.1)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let _stderr = Lines::collect(child.stderr.take().unwrap());
+    let mut stdin: ChildStdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{line}").unwrap();
+    stdin.flush().unwrap();
+    let summary = stdout.wait_for("New/Reused", |l| {
+        l.starts_with("New, ") || l.starts_with("Reused, ")
+    });
+    // The echo comes after any TLS 1.3 tickets, so once it is here the session is saved.
+    stdout.wait_for("echo", |l| l == line);
+    drop(stdin);
+    assert!(
+        wait_exit(&mut child).success(),
+        "s_client failed: {:#?}",
+        stdout.all()
+    );
+    let verified = stdout
+        .all()
+        .iter()
+        .any(|l| l.trim() == "Verify return code: 0 (ok)");
+    assert!(
+        verified,
+        "the certificate did not verify against certs/ca.crt"
+    );
+    (summary, stdout.all())
+}
+
+/// As [`s_client_output`], returning only the `New`/`Reused` line.
+fn s_client(addr: &str, version: &str, session: (&str, &Path), line: &str) -> String {
+    s_client_output(addr, version, session, line).0
+}
+
+/// A first connection that saves its session, and a second that offers it; returns both
+/// summary lines.
+fn twice(addr: &str, version: &str, first_line: &str) -> (String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("session.pem");
+    let first = s_client(addr, version, ("-sess_out", &session), first_line);
+    let second = s_client(addr, version, ("-sess_in", &session), "hello again");
+    (first, second)
+}
+
+#[test]
+fn default_mode_resumes_tls12_and_tls13() {
+    let server = EchoServer::start(&[]);
+    let (first, second) = twice(&server.addr, "-tls1_2", "hello");
+    assert!(first.starts_with("New, TLSv1.2, Cipher is "), "{first}");
+    assert!(
+        second.starts_with("Reused, TLSv1.2, Cipher is "),
+        "{second}"
+    );
+    let (first, second) = twice(&server.addr, "-tls1_3", "hello");
+    assert!(first.starts_with("New, TLSv1.3, Cipher is "), "{first}");
+    assert!(
+        second.starts_with("Reused, TLSv1.3, Cipher is "),
+        "{second}"
+    );
+
+    let (status, stats, logs) = server.terminate();
+    assert!(status.success(), "{status}");
+    assert!(stats.contains(" hits=2 misses=0 "), "{stats}");
+    assert!(stats.ends_with(" full=2 resumed=2"), "{stats}");
+    let connections: Vec<_> = logs.iter().filter(|l| l.contains(" connection ")).collect();
+    assert_eq!(connections.len(), 4, "{logs:#?}");
+    for (line, (version, kind)) in connections.iter().zip([
+        ("TLSv1_2", "full"),
+        ("TLSv1_2", "resumed"),
+        ("TLSv1_3", "full"),
+        ("TLSv1_3", "resumed"),
+    ]) {
+        assert!(line.contains(" INFO "), "{line}");
+        assert!(line.contains("peer=127.0.0.1:"), "{line}");
+        assert!(line.contains(&format!("version={version}")), "{line}");
+        assert!(line.contains("suite=TLS"), "{line}");
+        assert!(line.contains(&format!("handshake=\"{kind}\"")), "{line}");
+    }
+}
+
+#[test]
+fn no_internal_lookup_never_resumes() {
+    let server = EchoServer::start(&["--mode", "no-internal-lookup"]);
+    for (version, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let (first, second) = twice(&server.addr, version, "hello");
+        assert!(first.starts_with(&format!("New, {name}")), "{first}");
+        assert!(second.starts_with(&format!("New, {name}")), "{second}");
+    }
+    let (status, stats, _) = server.terminate();
+    assert!(status.success());
+    assert!(
+        stats.contains(" hits=0 misses=0 "),
+        "nothing looked up: {stats}"
+    );
+    // One TLS 1.2 session and two TLS 1.3 tickets per full handshake, two of each.
+    assert!(
+        stats.contains(" entries=6 "),
+        "stored all the same: {stats}"
+    );
+}
+
+#[test]
+fn off_mode_never_resumes_tls12() {
+    let server = EchoServer::start(&["--mode", "off", "--tls", "1.2"]);
+    let dir = tempfile::tempdir().unwrap();
+    let session = dir.path().join("session.pem");
+    for _ in 0..2 {
+        let (summary, output) =
+            s_client_output(&server.addr, "-tls1_2", ("-sess_out", &session), "hello");
+        assert!(summary.starts_with("New, TLSv1.2"), "{summary}");
+        // The server sent an empty session id: there is nothing to resume with, so
+        // s_client saves no session at all.
+        assert!(
+            output.iter().any(|l| l.trim() == "Session-ID:"),
+            "{output:#?}"
+        );
+        assert!(!session.exists(), "s_client saved a resumable session");
+    }
+    let (_, stats, _) = server.terminate();
+    assert!(stats.contains(" hits=0 misses=0 "), "{stats}");
+    assert!(stats.contains(" entries=0 "), "{stats}");
+    assert!(stats.ends_with(" full=2 resumed=0"), "{stats}");
+}
+
+#[test]
+fn no_internal_store_resumes_only_clients_that_ask() {
+    let server = EchoServer::start(&["--mode", "no-internal-store"]);
+    for (version, name) in [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")] {
+        let (_, refused) = twice(&server.addr, version, "hello");
+        assert!(refused.starts_with(&format!("New, {name}")), "{refused}");
+        let (_, admitted) = twice(&server.addr, version, "remember me");
+        assert!(
+            admitted.starts_with(&format!("Reused, {name}")),
+            "{admitted}"
+        );
+    }
+    let (status, _, logs) = server.terminate();
+    assert!(status.success());
+    let asked = logs
+        .iter()
+        .filter(|l| l.contains("client asked to be remembered"));
+    assert_eq!(asked.count(), 2, "{logs:#?}");
+}
+
+#[test]
+fn tls_flag_limits_the_versions_offered() {
+    let server = EchoServer::start(&["--tls", "1.3"]);
+    let dir = tempfile::tempdir().unwrap();
+    let out = openssl()
+        .args(["s_client", "-connect", &server.addr, "-tls1_2"])
+        .arg("-sess_out")
+        .arg(dir.path().join("s.pem"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a TLS 1.2-only client must fail");
+    let summary = s_client(
+        &server.addr,
+        "-tls1_3",
+        ("-sess_out", &dir.path().join("t.pem")),
+        "hi",
+    );
+    assert!(summary.starts_with("New, TLSv1.3"), "{summary}");
+}
+
+#[test]
+fn stats_interval_prints_stats_lines() {
+    let server = EchoServer::start(&["--stats-interval", "1"]);
+    let line = server
+        .stdout
+        .wait_for("periodic stats", |l| l.starts_with("stats: "));
+    assert!(
+        line.contains(" hits=0 ") && line.contains(" entries=0 "),
+        "{line}"
+    );
+    let (status, _, _) = server.terminate();
+    assert!(status.success());
+}
+
+/// Runs the binary with `flags`; it must fail with exactly one line on stderr.
+fn fails_with_one_line(flags: &[&str]) -> String {
+    let out = Command::new(echo_server_binary())
+        .args(["--listen", "127.0.0.1:0"])
+        .args(flags)
+        .current_dir(repo(""))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert!(!out.status.success(), "{flags:?} should fail");
+    assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(
+        out.stdout.is_empty(),
+        "never said it was listening: {:?}",
+        out.stdout
+    );
+    stderr
+}
+
+#[test]
+fn bad_flags_and_files_fail_with_one_clear_line() {
+    assert!(fails_with_one_line(&["--mode", "bogus"]).contains("unknown cache mode \"bogus\""));
+    assert!(fails_with_one_line(&["--mode", "off,server"]).contains("contradict"));
+    assert!(fails_with_one_line(&["--tls", "1.4"]).contains("possible values: 1.2, 1.3, both"));
+    assert!(fails_with_one_line(&["--capacity", "0"]).contains("capacity must be at least 1"));
+    assert!(fails_with_one_line(&["--timeout", "0"]).contains("out of range"));
+    assert!(fails_with_one_line(&["--timeout", "604801"]).contains("out of range"));
+    assert!(fails_with_one_line(&["--stats-interval", "-1"]).contains("'-1'"));
+    assert!(fails_with_one_line(&["--no-such-flag"]).contains("--no-such-flag"));
+
+    let missing = fails_with_one_line(&["--cert", "/no/such/server.crt"]);
+    assert!(
+        missing.contains("cannot read certificates from /no/such/server.crt"),
+        "{missing}"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("garbage.key");
+    std::fs::write(&garbage, "not a key\n").unwrap();
+    let garbage = garbage.to_str().unwrap();
+    let unreadable = fails_with_one_line(&["--key", garbage]);
+    assert!(
+        unreadable.contains("cannot read a private key from"),
+        "{unreadable}"
+    );
+
+    let other = dir.path().join("other.key");
+    std::fs::write(&other, rcgen::KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let other = other.to_str().unwrap();
+    let mismatch = fails_with_one_line(&["--key", other]);
+    assert!(
+        mismatch.contains("does not fit the certificate"),
+        "{mismatch}"
+    );
+}
