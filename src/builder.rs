@@ -5,11 +5,12 @@ use core::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::cache::SessionCache;
+use crate::cache::{Config, SessionCache, split};
 use crate::callbacks::{Callbacks, RemovalCause};
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
 use crate::session::Session;
+use crate::shard::ENTRY_OVERHEAD;
 
 /// The default capacity: OpenSSL's `SSL_SESSION_CACHE_MAX_SIZE_DEFAULT`.
 pub const DEFAULT_CAPACITY: usize = 20_480;
@@ -47,6 +48,8 @@ pub const DEFAULT_MAX_SESSION_SIZE: usize = 16 * 1024;
 #[must_use]
 pub struct SessionCacheBuilder {
     capacity: usize,
+    shards: usize,
+    max_bytes: Option<usize>,
     timeout: Duration,
     mode: CacheMode,
     max_session_size: usize,
@@ -57,6 +60,8 @@ impl SessionCacheBuilder {
     pub(crate) fn new() -> Self {
         Self {
             capacity: DEFAULT_CAPACITY,
+            shards: 1,
+            max_bytes: None,
             timeout: DEFAULT_TIMEOUT,
             mode: CacheMode::default(),
             max_session_size: DEFAULT_MAX_SESSION_SIZE,
@@ -69,6 +74,41 @@ impl SessionCacheBuilder {
     /// The hash table for this many sessions is allocated up front.
     pub fn capacity(self, capacity: usize) -> Self {
         Self { capacity, ..self }
+    }
+
+    /// Splits the cache into `shards` independently locked LRU maps; default 1. An id's
+    /// shard is chosen by a keyed hash (SipHash with a random key) of the id.
+    ///
+    /// One shard keeps the exact semantics: a single LRU order over the whole cache, and
+    /// a cache of capacity N holds N sessions however they hash. With more shards, the
+    /// capacity and the byte budget are split among them (as evenly as they divide) and
+    /// stay hard upper bounds on the total, but eviction is LRU **per shard**: a shard
+    /// that fills up evicts its own least recently used session while another shard may
+    /// still have room, or hold older sessions. Each shard is one `Mutex`, so threads
+    /// contend only when their ids fall in the same shard.
+    ///
+    /// Must be at least 1 and at most the capacity.
+    pub fn shards(self, shards: usize) -> Self {
+        Self { shards, ..self }
+    }
+
+    /// Bounds the memory the cache holds to `bytes`: each session counts its id, its
+    /// value and [`ENTRY_OVERHEAD`]. Least recently used sessions are evicted to fit
+    /// (counted in `cache_full`, `on_remove` with [`RemovalCause::Evicted`]). Default:
+    /// no byte budget, only the capacity.
+    ///
+    /// Use it when sessions may be large: with client certificates, a session is
+    /// kilobytes, and a count alone does not bound memory. The hash table, allocated for
+    /// [`capacity`](Self::capacity) sessions up front (about 20 bytes a slot), is not
+    /// part of the budget.
+    ///
+    /// Each shard must fit the largest session allowed: `bytes / shards` must be at least
+    /// [`max_session_size`](Self::max_session_size) + [`ENTRY_OVERHEAD`].
+    pub fn max_bytes(self, bytes: usize) -> Self {
+        Self {
+            max_bytes: Some(bytes),
+            ..self
+        }
     }
 
     /// How long sessions without their own timeout live; default [`DEFAULT_TIMEOUT`].
@@ -138,21 +178,34 @@ impl SessionCacheBuilder {
     ///
     /// # Errors
     ///
-    /// [`ConfigError`] for a zero capacity, a timeout of zero or over [`MAX_TIMEOUT`], or
-    /// a zero per-session size limit.
+    /// [`ConfigError`] for a zero capacity, zero shards or more shards than sessions, a
+    /// timeout of zero or over [`MAX_TIMEOUT`], a zero per-session size limit, or a byte
+    /// budget too small for one session per shard.
     pub fn build(self) -> Result<Arc<SessionCache>, ConfigError> {
-        let capacity = check_capacity(self.capacity)?;
+        let capacity = check_capacity(self.capacity, self.shards)?;
         let timeout = check_timeout(self.timeout)?;
         if self.max_session_size == 0 {
             return Err(ConfigError::ZeroMaxSessionSize);
         }
-        Ok(Arc::new(SessionCache::from_config(
+        if let Some(max_bytes) = self.max_bytes {
+            let min = self.max_session_size.saturating_add(ENTRY_OVERHEAD);
+            let smallest_share = split(max_bytes, self.shards).min().unwrap_or(0);
+            if smallest_share < min {
+                return Err(ConfigError::ByteBudgetTooSmall {
+                    max_bytes,
+                    min: min.saturating_mul(self.shards),
+                });
+            }
+        }
+        Ok(Arc::new(SessionCache::from_config(Config {
             capacity,
+            shards: self.shards,
+            max_bytes: self.max_bytes,
             timeout,
-            self.mode,
-            self.max_session_size,
-            self.callbacks,
-        )))
+            mode: self.mode,
+            max_session_size: self.max_session_size,
+            callbacks: self.callbacks,
+        })))
     }
 }
 
@@ -160,6 +213,8 @@ impl fmt::Debug for SessionCacheBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionCacheBuilder")
             .field("capacity", &self.capacity)
+            .field("shards", &self.shards)
+            .field("max_bytes", &self.max_bytes)
             .field("timeout", &self.timeout)
             .field("mode", &self.mode)
             .field("max_session_size", &self.max_session_size)
@@ -168,8 +223,17 @@ impl fmt::Debug for SessionCacheBuilder {
     }
 }
 
-pub(crate) fn check_capacity(capacity: usize) -> Result<NonZeroUsize, ConfigError> {
-    NonZeroUsize::new(capacity).ok_or(ConfigError::ZeroCapacity)
+/// A capacity that gives each of `shards` shards at least one session.
+pub(crate) fn check_capacity(capacity: usize, shards: usize) -> Result<NonZeroUsize, ConfigError> {
+    let capacity = NonZeroUsize::new(capacity).ok_or(ConfigError::ZeroCapacity)?;
+    match shards {
+        0 => Err(ConfigError::ZeroShards),
+        n if n > capacity.get() => Err(ConfigError::TooManyShards {
+            shards: n,
+            capacity: capacity.get(),
+        }),
+        _ => Ok(capacity),
+    }
 }
 
 pub(crate) fn check_timeout(timeout: Duration) -> Result<Duration, ConfigError> {

@@ -7,6 +7,9 @@
 //! wipes them.
 
 use core::fmt;
+use core::hash::BuildHasher;
+use core::num::NonZeroUsize;
+use std::collections::hash_map::RandomState;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
@@ -35,8 +38,12 @@ use crate::stats::{CacheStats, Counters, add};
 /// assert!(!cache.remove_session(&[7; 32]));
 /// ```
 pub struct SessionCache {
-    // One shard for now: exact LRU over the whole cache. Sharding splits this slice.
+    /// Independently locked LRU maps; an id always maps to the same one.
     shards: Box<[Mutex<Shard>]>,
+    /// Picks a shard for an id. Keyed (SipHash), since looked-up ids come from the network.
+    shard_hasher: RandomState,
+    /// The byte budget over all shards, if any.
+    max_bytes: Option<usize>,
     mode: AtomicU32,
     /// The cache's timeout in nanoseconds.
     timeout: AtomicU64,
@@ -66,15 +73,34 @@ impl SessionCache {
         SessionCacheBuilder::new()
     }
 
-    pub(crate) fn from_config(
-        capacity: core::num::NonZeroUsize,
-        timeout: Duration,
-        mode: CacheMode,
-        max_session_size: usize,
-        callbacks: Callbacks,
-    ) -> Self {
+    pub(crate) fn from_config(config: Config) -> Self {
+        let Config {
+            capacity,
+            shards,
+            max_bytes,
+            timeout,
+            mode,
+            max_session_size,
+            callbacks,
+        } = config;
+        let budgets = split(max_bytes.unwrap_or(usize::MAX), shards);
+        let shards: Box<[Mutex<Shard>]> = split(capacity.get(), shards)
+            .zip(budgets)
+            .map(|(capacity, budget)| {
+                // `build` checked that every shard gets at least one session.
+                let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
+                let budget = if max_bytes.is_some() {
+                    budget
+                } else {
+                    usize::MAX
+                };
+                Mutex::new(Shard::new(capacity, budget))
+            })
+            .collect();
         Self {
-            shards: Box::new([Mutex::new(Shard::new(capacity))]),
+            shards,
+            shard_hasher: RandomState::new(),
+            max_bytes,
             mode: AtomicU32::new(mode.bits()),
             timeout: AtomicU64::new(timeout_nanos(timeout)),
             max_session_size,
@@ -157,8 +183,12 @@ impl SessionCache {
     /// used sessions are evicted at once (`cache_full`, `on_remove` with
     /// [`RemovalCause::Evicted`]) until `len() <= capacity`.
     ///
-    /// A capacity of zero is refused: nothing changes, the current capacity is returned,
-    /// and a warning is logged. [`try_set_capacity`](Self::try_set_capacity) reports it.
+    /// With shards, the capacity is split among them as evenly as it divides, and each
+    /// shard evicts its own least recently used sessions.
+    ///
+    /// A capacity of zero (or below the number of shards) is refused: nothing changes,
+    /// the current capacity is returned, and a warning is logged.
+    /// [`try_set_capacity`](Self::try_set_capacity) reports it.
     pub fn set_capacity(&self, capacity: usize) -> usize {
         self.try_set_capacity(capacity).unwrap_or_else(|err| {
             tracing::warn!(%err, "session cache capacity unchanged");
@@ -166,20 +196,29 @@ impl SessionCache {
         })
     }
 
-    /// As [`set_capacity`](Self::set_capacity), but a zero capacity is an error.
+    /// As [`set_capacity`](Self::set_capacity), but a capacity the cache cannot take is
+    /// an error.
     ///
     /// # Errors
     ///
-    /// [`ConfigError::ZeroCapacity`] for zero.
+    /// [`ConfigError::ZeroCapacity`] for zero; [`ConfigError::TooManyShards`] for fewer
+    /// sessions than shards.
     pub fn try_set_capacity(&self, capacity: usize) -> Result<usize, ConfigError> {
-        let capacity = builder::check_capacity(capacity)?;
+        let capacity = builder::check_capacity(capacity, self.shards.len())?;
         let mut evicted = Vec::new();
-        let previous = {
-            let mut shard = self.only_shard();
-            let previous = shard.capacity();
-            shard.set_capacity(capacity, &mut evicted);
-            previous
-        };
+        let mut previous = 0;
+        for (shard, share) in self
+            .shards
+            .iter()
+            .zip(split(capacity.get(), self.shards.len()))
+        {
+            let mut shard = lock(shard);
+            previous += shard.capacity();
+            shard.set_capacity(
+                NonZeroUsize::new(share).unwrap_or(NonZeroUsize::MIN),
+                &mut evicted,
+            );
+        }
         add(&self.counters.cache_full, evicted.len() as u64);
         self.notify_all(&evicted, RemovalCause::Evicted);
         Ok(previous)
@@ -224,6 +263,23 @@ impl SessionCache {
         self.max_session_size
     }
 
+    /// The byte budget, if one was set with
+    /// [`SessionCacheBuilder::max_bytes`](crate::SessionCacheBuilder::max_bytes).
+    pub fn max_bytes(&self) -> Option<usize> {
+        self.max_bytes
+    }
+
+    /// What the cached sessions cost against the byte budget: ids, values, and
+    /// [`ENTRY_OVERHEAD`](crate::ENTRY_OVERHEAD) each. Counted with or without a budget.
+    pub fn bytes(&self) -> usize {
+        self.shards.iter().map(|shard| lock(shard).bytes()).sum()
+    }
+
+    /// How many independently locked shards the cache has.
+    pub fn shards(&self) -> usize {
+        self.shards.len()
+    }
+
     /// Sessions stored now, expired ones not yet removed included.
     pub fn len(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).len()).sum()
@@ -236,7 +292,13 @@ impl SessionCache {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> CacheStats {
-        self.counters.snapshot(self.len())
+        let (mut entries, mut bytes) = (0, 0);
+        for shard in self.shards.iter() {
+            let shard = lock(shard);
+            entries += shard.len();
+            bytes += shard.bytes();
+        }
+        self.counters.snapshot(entries, bytes)
     }
 
     /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
@@ -298,18 +360,31 @@ impl SessionCache {
         count
     }
 
+    /// The bounded sweep of the shard `id` falls in: see [`Shard::sweep_lru_end`].
+    pub(crate) fn sweep_after_put(&self, id: &[u8], now: i64) {
+        let mut expired = Vec::new();
+        let timeout = self.timeout_nanos();
+        // Reserve before locking: nothing allocates under the lock.
+        expired.reserve(SWEEP_LIMIT);
+        self.lock(id)
+            .sweep_lru_end(now, timeout, SWEEP_LIMIT, &mut expired);
+        self.notify_all(&expired, RemovalCause::Expired);
+        if !expired.is_empty() {
+            tracing::debug!(count = expired.len(), "expired sessions swept");
+        }
+    }
+
     pub(crate) fn timeout_nanos(&self) -> u64 {
         self.timeout.load(Ordering::Relaxed)
     }
 
     /// The shard for `id`, locked.
-    pub(crate) fn lock(&self, _id: &[u8]) -> MutexGuard<'_, Shard> {
-        self.only_shard()
-    }
-
-    fn only_shard(&self) -> MutexGuard<'_, Shard> {
-        // `from_config` always makes exactly one shard.
-        lock(&self.shards[0])
+    pub(crate) fn lock(&self, id: &[u8]) -> MutexGuard<'_, Shard> {
+        let index = match self.shards.len() {
+            1 => 0,
+            n => (self.shard_hasher.hash_one(id) % n as u64) as usize,
+        };
+        lock(&self.shards[index])
     }
 
     fn notify_all(&self, sessions: &[Session], cause: RemovalCause) {
@@ -327,9 +402,31 @@ impl fmt::Debug for SessionCache {
             .field("capacity", &self.capacity())
             .field("timeout", &self.timeout())
             .field("max_session_size", &self.max_session_size)
+            .field("max_bytes", &self.max_bytes)
+            .field("shards", &self.shards.len())
             .field("callbacks", &self.callbacks)
             .finish_non_exhaustive()
     }
+}
+
+/// The most expired sessions one automatic sweep removes.
+pub(crate) const SWEEP_LIMIT: usize = 256;
+
+/// Everything [`SessionCache::from_config`] needs, checked by the builder.
+pub(crate) struct Config {
+    pub(crate) capacity: NonZeroUsize,
+    pub(crate) shards: usize,
+    pub(crate) max_bytes: Option<usize>,
+    pub(crate) timeout: Duration,
+    pub(crate) mode: CacheMode,
+    pub(crate) max_session_size: usize,
+    pub(crate) callbacks: Callbacks,
+}
+
+/// `total` split into `parts` shares that differ by at most one and add up to `total`.
+pub(crate) fn split(total: usize, parts: usize) -> impl Iterator<Item = usize> {
+    let parts = parts.max(1);
+    (0..parts).map(move |i| total / parts + usize::from(i < total % parts))
 }
 
 /// Whether [`SessionCache::insert`] stored a session.

@@ -34,6 +34,23 @@ pub enum ConfigError {
     },
     /// A per-session size limit of zero: every session would be refused.
     ZeroMaxSessionSize,
+    /// Zero shards.
+    ZeroShards,
+    /// More shards than the capacity has sessions: some shard could hold none.
+    TooManyShards {
+        /// The shards asked for.
+        shards: usize,
+        /// The capacity asked for.
+        capacity: usize,
+    },
+    /// A byte budget in which some shard could not hold even one session of the largest
+    /// size allowed.
+    ByteBudgetTooSmall {
+        /// The budget asked for.
+        max_bytes: usize,
+        /// The smallest budget that works with these shards and this size limit.
+        min: usize,
+    },
 }
 
 impl fmt::Display for ConfigError {
@@ -48,6 +65,17 @@ impl fmt::Display for ConfigError {
             Self::ZeroMaxSessionSize => {
                 f.write_str("the per-session size limit must be at least 1 byte")
             }
+            Self::ZeroShards => f.write_str("a session cache needs at least one shard"),
+            Self::TooManyShards { shards, capacity } => write!(
+                f,
+                "{shards} shards cannot share a capacity of {capacity}: each shard needs \
+                 room for at least one session"
+            ),
+            Self::ByteBudgetTooSmall { max_bytes, min } => write!(
+                f,
+                "a byte budget of {max_bytes} is too small: with these shards and this \
+                 per-session size limit it must be at least {min}"
+            ),
         }
     }
 }

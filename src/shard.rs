@@ -18,12 +18,26 @@ use crate::session::{Entry, Id, Session};
 /// path does not allocate under the lock.
 pub(crate) type Removed = SmallVec<[(Session, RemovalCause); 2]>;
 
-/// One LRU map from id to session.
+/// What the byte budget counts for each session on top of its id and value: the LRU
+/// node (the inline id, the value's pointer and length, the times, two links: 88 bytes)
+/// and about 24 bytes of hash table (a 16-byte slot and a control byte, at most 7/8 full).
+pub const ENTRY_OVERHEAD: usize = 112;
+
+/// The bytes a session counts against a byte budget.
+pub(crate) fn cost(id: &Id, entry: &Entry) -> usize {
+    id.as_slice().len() + entry.value.len() + ENTRY_OVERHEAD
+}
+
+/// One LRU map from id to session, bounded by a count and by bytes.
 ///
 /// The map is keyed with std's `RandomState` (SipHash with a random key): inserted ids are
 /// random, but looked-up ids are chosen by whoever connects.
 pub(crate) struct Shard {
     map: LruCache<Id, Entry, RandomState>,
+    /// What the sessions held cost, by [`cost`].
+    bytes: usize,
+    /// The most `bytes` may be after any operation.
+    max_bytes: usize,
 }
 
 /// What [`Shard::add`] did.
@@ -48,11 +62,13 @@ pub(crate) enum Lookup<T> {
 }
 
 impl Shard {
-    /// An empty shard holding at most `capacity` sessions. The hash table is allocated
-    /// here, in full, so that inserts never rehash.
-    pub(crate) fn new(capacity: NonZeroUsize) -> Self {
+    /// An empty shard holding at most `capacity` sessions and `max_bytes` bytes. The hash
+    /// table is allocated here, in full, so that inserts never rehash.
+    pub(crate) fn new(capacity: NonZeroUsize, max_bytes: usize) -> Self {
         Self {
             map: LruCache::with_hasher(capacity, RandomState::new()),
+            bytes: 0,
+            max_bytes,
         }
     }
 
@@ -64,6 +80,10 @@ impl Shard {
         self.map.cap().get()
     }
 
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+
     /// Whether a session (live or expired) is stored under `id`. Does not promote.
     pub(crate) fn contains(&self, id: &[u8]) -> bool {
         self.map.contains(id)
@@ -72,7 +92,11 @@ impl Shard {
     /// Adds `session` as the most recently used, with OpenSSL's `SSL_CTX_add_session`
     /// rules: an identical session changes nothing (but its time, if `update_time` is
     /// `Some(now)`), another value under the same id replaces the old one, and a new id
-    /// evicts the least recently used session when the shard is full.
+    /// evicts the least recently used sessions while the shard is over its count or its
+    /// byte budget.
+    ///
+    /// The caller makes sure one session fits the byte budget on its own; the session
+    /// just added is then never the one evicted.
     pub(crate) fn add(
         &mut self,
         session: Session,
@@ -84,28 +108,38 @@ impl Shard {
             entry.stamp.created = now;
         }
         let key = id.as_slice();
-        match self.map.peek_mut(key) {
+        let added_cost = cost(&id, &entry);
+        let added = match self.map.peek_mut(key) {
             Some(held) if held.value[..] == entry.value[..] => {
                 if update_time.is_some() {
                     held.stamp.created = entry.stamp.created;
                 }
-                Added::Unchanged(Session { id, entry })
+                return Added::Unchanged(Session { id, entry });
             }
             Some(held) => {
                 // Swap in place rather than `push`, which would hand back the new id.
                 core::mem::swap(held, &mut entry);
                 self.map.promote(key);
+                self.bytes = self.bytes + added_cost - cost(&id, &entry);
                 Added::Replaced(Session { id, entry })
             }
             None => {
+                self.bytes += added_cost;
                 // `push` on a full map evicts the least recently used session and reuses
                 // its node, so a full cache allocates nothing here.
-                if let Some((id, entry)) = self.map.push(id, entry) {
-                    removed.push((Session { id, entry }, RemovalCause::Evicted));
+                if let Some(evicted) = self.map.push(id, entry) {
+                    removed.push((self.detach(evicted), RemovalCause::Evicted));
                 }
                 Added::Inserted
             }
+        };
+        while self.bytes > self.max_bytes && self.map.len() > 1 {
+            let Some(evicted) = self.map.pop_lru() else {
+                break;
+            };
+            removed.push((self.detach(evicted), RemovalCause::Evicted));
         }
+        added
     }
 
     /// TLS 1.2 lookup: copies a live session's value into `out` and promotes it; removes
@@ -142,13 +176,36 @@ impl Shard {
     }
 
     pub(crate) fn remove(&mut self, id: &[u8]) -> Option<Session> {
-        self.map
-            .pop_entry(id)
-            .map(|(id, entry)| Session { id, entry })
+        let removed = self.map.pop_entry(id)?;
+        Some(self.detach(removed))
     }
 
-    /// Removes every session expired at `now`. Returns how many; moves them into `out`
-    /// when `keep` is set (someone wants to be told), else drops them here.
+    /// The bounded sweep: removes expired sessions from the least recently used end,
+    /// stopping at the first live one or after `limit`. Constant work per call, however
+    /// large the shard; an expired session behind a live one waits for its lookup, for
+    /// eviction, or for [`Shard::flush_expired`].
+    pub(crate) fn sweep_lru_end(
+        &mut self,
+        now: i64,
+        cache_timeout: u64,
+        limit: usize,
+        out: &mut Vec<Session>,
+    ) {
+        for _ in 0..limit {
+            match self.map.peek_lru() {
+                Some((_, entry)) if entry.stamp.is_expired_at(now, cache_timeout) => {}
+                _ => break,
+            }
+            let Some(expired) = self.map.pop_lru() else {
+                break;
+            };
+            out.push(self.detach(expired));
+        }
+    }
+
+    /// Removes every session expired at `now`, walking the whole shard. Returns how many;
+    /// moves them into `out` when `keep` is set (someone wants to be told), else drops
+    /// them here.
     pub(crate) fn flush_expired(
         &mut self,
         now: i64,
@@ -157,11 +214,13 @@ impl Shard {
         out: &mut Vec<Session>,
     ) -> usize {
         let mut count = 0;
+        let bytes = &mut self.bytes;
         self.map.retain(|id, entry| {
             if !entry.stamp.is_expired_at(now, cache_timeout) {
                 return true;
             }
             count += 1;
+            *bytes -= cost(id, entry);
             if keep {
                 // Move the value out rather than copy it; the emptied entry is dropped.
                 let value = core::mem::take(&mut entry.value);
@@ -181,18 +240,18 @@ impl Shard {
     /// Removes every session, least recently used first.
     pub(crate) fn drain(&mut self, out: &mut Vec<Session>) {
         out.reserve(self.map.len());
-        while let Some((id, entry)) = self.map.pop_lru() {
-            out.push(Session { id, entry });
+        while let Some(removed) = self.map.pop_lru() {
+            out.push(self.detach(removed));
         }
     }
 
     /// Changes the capacity, evicting least recently used sessions into `out` to fit.
     pub(crate) fn set_capacity(&mut self, capacity: NonZeroUsize, out: &mut Vec<Session>) {
         while self.map.len() > capacity.get() {
-            let Some((id, entry)) = self.map.pop_lru() else {
+            let Some(evicted) = self.map.pop_lru() else {
                 break;
             };
-            out.push(Session { id, entry });
+            out.push(self.detach(evicted));
         }
         if capacity > self.map.cap() {
             // Grow into a table allocated in full now, so that later inserts never
@@ -206,6 +265,12 @@ impl Shard {
             self.map.resize(capacity);
         }
     }
+
+    /// Accounts for a session leaving the map.
+    fn detach(&mut self, (id, entry): (Id, Entry)) -> Session {
+        self.bytes -= cost(&id, &entry);
+        Session { id, entry }
+    }
 }
 
 impl fmt::Debug for Shard {
@@ -213,6 +278,8 @@ impl fmt::Debug for Shard {
         f.debug_struct("Shard")
             .field("len", &self.map.len())
             .field("capacity", &self.map.cap())
+            .field("bytes", &self.bytes)
+            .field("max_bytes", &self.max_bytes)
             .finish()
     }
 }
@@ -226,8 +293,11 @@ mod tests {
     }
 
     fn shard(capacity: usize) -> Shard {
-        Shard::new(NonZeroUsize::new(capacity).unwrap())
+        Shard::new(NonZeroUsize::new(capacity).unwrap(), usize::MAX)
     }
+
+    /// What one test session (32-byte id, 83-byte value) costs.
+    const ONE: usize = 32 + 83 + ENTRY_OVERHEAD;
 
     fn lru_order(shard: &Shard) -> Vec<u8> {
         shard
@@ -351,5 +421,68 @@ mod tests {
         assert_eq!((s.len(), s.capacity()), (2, 2));
         s.set_capacity(NonZeroUsize::new(100).unwrap(), &mut out);
         assert_eq!((lru_order(&s), s.capacity()), (vec![3, 4], 100));
+    }
+
+    #[test]
+    fn bytes_follow_every_way_in_and_out() {
+        let mut s = shard(8);
+        let mut removed = Removed::new();
+        let mut out = Vec::new();
+        s.add(session(1, 1, 0), None, &mut removed);
+        s.add(session(2, 2, 0), None, &mut removed);
+        assert_eq!(s.bytes(), 2 * ONE);
+        let longer = Session::created_at_nanos(vec![1; 32], vec![7; 100], 0);
+        assert!(matches!(
+            s.add(longer, None, &mut removed),
+            Added::Replaced(_)
+        ));
+        assert_eq!(s.bytes(), 2 * ONE + 17);
+        assert!(matches!(s.take(&[1; 32], 0, 10), Lookup::Hit(_)));
+        assert_eq!(s.bytes(), ONE);
+        s.add(session(3, 3, 100), None, &mut removed);
+        s.flush_expired(50, 10, false, &mut out);
+        assert_eq!(s.bytes(), ONE);
+        s.drain(&mut out);
+        assert_eq!((s.bytes(), s.len()), (0, 0));
+    }
+
+    #[test]
+    fn the_byte_budget_evicts_least_recently_used_to_fit() {
+        let mut s = Shard::new(NonZeroUsize::new(100).unwrap(), 3 * ONE);
+        let mut removed = Removed::new();
+        for id in 1..=3 {
+            s.add(session(id, id, 0), None, &mut removed);
+        }
+        assert!(removed.is_empty());
+        s.add(session(4, 4, 0), None, &mut removed);
+        assert_eq!(removed.len(), 1);
+        assert_eq!(removed[0].0.id(), &[1; 32]);
+        // A session twice the usual size pushes out two.
+        removed.clear();
+        let big = Session::created_at_nanos(vec![5; 32], vec![5; 83 + ONE], 0);
+        s.add(big, None, &mut removed);
+        let evicted: Vec<u8> = removed.iter().map(|(s, _)| s.id()[0]).collect();
+        assert_eq!(evicted, [2, 3]);
+        assert_eq!(lru_order(&s), [4, 5]);
+        assert!(s.bytes() <= 3 * ONE);
+    }
+
+    #[test]
+    fn the_sweep_stops_at_the_first_live_session_or_its_limit() {
+        let mut s = shard(8);
+        let mut removed = Removed::new();
+        // Least recently used first: 1 and 2 expired (deadline 10), 3 live, 4 expired.
+        s.add(session(1, 1, 0), None, &mut removed);
+        s.add(session(2, 2, 0), None, &mut removed);
+        s.add(session(3, 3, 50), None, &mut removed);
+        s.add(session(4, 4, 0), None, &mut removed);
+        let mut out = Vec::new();
+        s.sweep_lru_end(20, 10, 1, &mut out);
+        assert_eq!(out.len(), 1, "the limit holds");
+        s.sweep_lru_end(20, 10, 100, &mut out);
+        let ids: Vec<u8> = out.iter().map(|s| s.id()[0]).collect();
+        assert_eq!(ids, [1, 2], "stops at 3, live; 4 waits");
+        assert_eq!(lru_order(&s), [3, 4]);
+        assert_eq!(s.bytes(), 2 * ONE);
     }
 }

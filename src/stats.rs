@@ -28,6 +28,9 @@ pub struct CacheStats {
     /// Sessions in the internal cache now, expired ones not yet removed included
     /// (OpenSSL's `sess_number`).
     pub entries: usize,
+    /// What the cached sessions cost against the byte budget: ids, values and
+    /// [`ENTRY_OVERHEAD`](crate::ENTRY_OVERHEAD) each.
+    pub bytes: usize,
     /// `get`/`take` calls answered by a live session from the internal cache.
     pub hits: u64,
     /// `get`/`take` calls that found no session in the internal cache. Not counted under
@@ -37,7 +40,7 @@ pub struct CacheStats {
     pub cb_hits: u64,
     /// Expired sessions found by `get`/`take` in the internal cache (and removed).
     pub timeouts: u64,
-    /// Sessions evicted to keep the cache within its capacity.
+    /// Sessions evicted to keep the cache within its capacity or byte budget.
     pub cache_full: u64,
     /// Sessions rustls handed to `put` while the mode had `SERVER`, refused ones excluded.
     pub new_sessions: u64,
@@ -61,10 +64,11 @@ pub(crate) struct Counters {
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, entries: usize) -> CacheStats {
+    pub(crate) fn snapshot(&self, entries: usize, bytes: usize) -> CacheStats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CacheStats {
             entries,
+            bytes,
             hits: read(&self.hits),
             misses: read(&self.misses),
             cb_hits: read(&self.cb_hits),

@@ -45,7 +45,8 @@ impl StoresServerSessions for SessionCache {
     ///   `false` means rustls issues no ticket.
     ///
     /// A session over the per-session limit is refused before any of that. Unless
-    /// `NO_AUTO_CLEAR`, every 256th new session also sweeps out every expired session.
+    /// `NO_AUTO_CLEAR`, every 256th new session also sweeps expired sessions from the
+    /// least recently used end of its shard (see [`SessionCache`]'s expiry docs).
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let mode = self.mode();
         if !mode.caches_new_sessions() {
@@ -61,10 +62,12 @@ impl StoresServerSessions for SessionCache {
         }
         let put_count = self.counters.new_sessions.fetch_add(1, Ordering::Relaxed) + 1;
         let handed = self.callbacks.new_session(&session, &self.counters);
+        let sweep = mode.auto_clears() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL);
+        let id = sweep.then(|| session.id.clone());
         // An identical session already stored counts as stored.
         let stored = mode.stores_internally() && self.insert(session, false) != Stored::Refused;
-        if mode.auto_clears() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
-            self.flush_expired_at(now);
+        if let Some(id) = id {
+            self.sweep_after_put(id.as_slice(), now);
         }
         stored || handed
     }
