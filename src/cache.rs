@@ -10,17 +10,19 @@ use core::fmt;
 use core::hash::BuildHasher;
 use core::num::NonZeroUsize;
 use std::collections::hash_map::RandomState;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
+
+use parking_lot::{Mutex, MutexGuard};
 
 use crate::builder::{self, SessionCacheBuilder};
 use crate::callbacks::{Callbacks, RemovalCause};
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
 use crate::session::{IdPrefix, Session, now_nanos, timeout_nanos, to_nanos};
-use crate::shard::{Added, Removed, Shard};
-use crate::stats::{CacheStats, Counters, add};
+use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, Sweep};
+use crate::stats::{CacheStats, Counters, ShardCounts, bump};
 
 /// A server session cache for rustls: an LRU map with OpenSSL's cache modes, explicit
 /// `add_session`/`remove_session`, timeouts, statistics and callbacks.
@@ -219,7 +221,6 @@ impl SessionCache {
                 &mut evicted,
             );
         }
-        add(&self.counters.cache_full, evicted.len() as u64);
         self.notify_all(&evicted, RemovalCause::Evicted);
         Ok(previous)
     }
@@ -292,26 +293,42 @@ impl SessionCache {
 
     /// A snapshot of the statistics.
     pub fn stats(&self) -> CacheStats {
-        let (mut entries, mut bytes) = (0, 0);
+        let mut counts = ShardCounts::default();
         for shard in self.shards.iter() {
-            let shard = lock(shard);
-            entries += shard.len();
-            bytes += shard.bytes();
+            counts += lock(shard).counts();
         }
-        self.counters.snapshot(entries, bytes)
+        self.counters.snapshot(counts)
     }
 
     /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
     pub(crate) fn insert(&self, session: Session, update_time: bool) -> Stored {
+        let now = update_time.then(now_nanos);
+        self.store(session, |shard, session, removed| {
+            shard.add(session, now, removed)
+        })
+    }
+
+    /// Inserts a new session from rustls's `put`, sweeping when `sweep` says so.
+    pub(crate) fn insert_new(&self, session: Session, sweep: Option<Sweep>) -> Stored {
+        self.store(session, |shard, session, removed| {
+            shard.put(session, sweep, removed)
+        })
+    }
+
+    /// Runs `op` to store `session` in its shard under the lock; then, unlocked, tells
+    /// `on_remove` what it displaced, logs, and wipes.
+    fn store(
+        &self,
+        session: Session,
+        op: impl FnOnce(&mut Shard, Session, &mut Removed) -> Added,
+    ) -> Stored {
         if !self.admits(&session) {
             return Stored::Refused;
         }
-        let now = update_time.then(now_nanos);
-        let id = session.id.clone();
-        let mut evicted = Removed::new();
-        let added = self.lock(id.as_slice()).add(session, now, &mut evicted);
-        for (session, cause) in &evicted {
-            add(&self.counters.cache_full, 1);
+        let prefix = IdPrefix::of(session.id());
+        let mut removed = Removed::new();
+        let added = op(&mut self.lock(session.id()), session, &mut removed);
+        for (session, cause) in &removed {
             self.callbacks.removed(session, *cause, &self.counters);
         }
         // The lock is released: wipe what the add displaced here.
@@ -326,7 +343,7 @@ impl SessionCache {
             }
             Added::Inserted => ("inserted", Stored::Changed),
         };
-        tracing::debug!(id_prefix = %IdPrefix(id.as_slice()), outcome, "session stored");
+        tracing::debug!(id_prefix = %prefix, outcome, "session stored");
         stored
     }
 
@@ -335,9 +352,9 @@ impl SessionCache {
         if session.len() <= self.max_session_size {
             return true;
         }
-        add(&self.counters.oversized, 1);
+        bump(&self.counters.oversized);
         tracing::warn!(
-            id_prefix = %IdPrefix(session.id()),
+            id_prefix = %IdPrefix::of(session.id()),
             len = session.len(),
             limit = self.max_session_size,
             "session refused: larger than the per-session limit"
@@ -360,17 +377,16 @@ impl SessionCache {
         count
     }
 
-    /// The bounded sweep of the shard `id` falls in: see [`Shard::sweep_lru_end`].
+    /// The bounded sweep of the shard `id` falls in, for a new session that went to no
+    /// shard: see [`Shard::sweep_lru_end`].
     pub(crate) fn sweep_after_put(&self, id: &[u8], now: i64) {
-        let mut expired = Vec::new();
+        // Reserved before locking: nothing allocates under the lock.
+        let mut expired = Vec::with_capacity(SWEEP_LIMIT);
         let timeout = self.timeout_nanos();
-        // Reserve before locking: nothing allocates under the lock.
-        expired.reserve(SWEEP_LIMIT);
         self.lock(id)
             .sweep_lru_end(now, timeout, SWEEP_LIMIT, &mut expired);
-        self.notify_all(&expired, RemovalCause::Expired);
-        if !expired.is_empty() {
-            tracing::debug!(count = expired.len(), "expired sessions swept");
+        for (session, cause) in &expired {
+            self.callbacks.removed(session, *cause, &self.counters);
         }
     }
 
@@ -409,9 +425,6 @@ impl fmt::Debug for SessionCache {
     }
 }
 
-/// The most expired sessions one automatic sweep removes.
-pub(crate) const SWEEP_LIMIT: usize = 256;
-
 /// Everything [`SessionCache::from_config`] needs, checked by the builder.
 pub(crate) struct Config {
     pub(crate) capacity: NonZeroUsize,
@@ -440,11 +453,9 @@ pub(crate) enum Stored {
     Changed,
 }
 
-/// Locks a shard. A panic while it was held (none of our code under it panics, and no
-/// user code runs under it) would leave the map consistent between operations, so a
-/// poisoned lock is taken over rather than propagated.
+/// Locks a shard. `parking_lot`'s mutex spins briefly before it parks, which suits a
+/// critical section of a hash probe and a few pointer writes, and it never poisons: no
+/// user code runs under it, and our code under it does not panic.
 fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
-    shard
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+    shard.lock()
 }

@@ -88,7 +88,7 @@ impl Callbacks {
     /// Tells `on_remove` that `session` left the cache, and logs it.
     pub(crate) fn removed(&self, session: &Session, cause: RemovalCause, counters: &Counters) {
         tracing::debug!(
-            id_prefix = %IdPrefix(session.id()),
+            id_prefix = %IdPrefix::of(session.id()),
             %cause,
             "session removed"
         );

@@ -55,8 +55,12 @@
 //!   replacement, `clear`, and when the cache is dropped. Values returned to rustls from
 //!   `get`/`take` are rustls's to wipe.
 //! - **Looked-up ids are untrusted.** They come from the network, at any length. A
-//!   lookup allocates nothing for the id, the map is keyed with SipHash under a random
-//!   key, and no id length can cause a panic.
+//!   lookup allocates nothing for the id, and no id length can cause a panic. The map
+//!   hashes ids with a fast seeded hash (foldhash): flooding a hash table takes
+//!   *inserting* keys that collide, and the ids inserted are rustls's, uniformly random,
+//!   so a lookup with a chosen id only walks a probe sequence random ids shaped. The
+//!   shard for an id is picked with SipHash under a random key, a function independent
+//!   of the map's.
 //! - **A store may forget, but `take` must really delete.** TLS 1.3 tickets are single
 //!   use: `take` finds and removes a ticket in one critical section, so of several
 //!   handshakes racing with one ticket at most one resumes. That is what makes 0-RTT
@@ -141,7 +145,11 @@
 //!   not full and frees in `take` and `remove` (a full shard reuses the evicted node).
 //!   Callbacks, logging and wiping run after the mutex is released. `flush_expired`,
 //!   `clear` and `set_capacity` walk the cache.
-//! - **Statistics** are relaxed atomic increments outside the lock.
+//! - **Statistics** on the handshake path are plain counters in each shard, bumped
+//!   under the lock the operation already holds: no atomic, no cache line every core
+//!   writes. Rare events (callback hits, refusals, panics) use relaxed atomics.
+//! - **Locks** are `parking_lot` mutexes, which spin briefly before parking and never
+//!   poison.
 //! - **Dropping** the cache wipes every session but calls no `on_remove`.
 //!
 //! # Logging

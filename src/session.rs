@@ -137,6 +137,12 @@ impl Session {
         self.len() == 0
     }
 
+    /// Moves the value out, leaving this session's empty. The returned `Vec` is no longer
+    /// wiped on drop: it is for handing to rustls, which owns it from then on.
+    pub(crate) fn take_value(&mut self) -> Vec<u8> {
+        Vec::from(core::mem::take(&mut *self.entry.value))
+    }
+
     pub(crate) fn created_at_nanos(mut id: Vec<u8>, mut value: Vec<u8>, created: i64) -> Self {
         let session = Self {
             id: Id(SmallVec::from_slice(&id)),
@@ -157,7 +163,7 @@ impl Session {
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Session")
-            .field("id_prefix", &format_args!("{}", IdPrefix(self.id())))
+            .field("id_prefix", &format_args!("{}", IdPrefix::of(self.id())))
             .field("id_len", &self.id().len())
             .field("value_len", &self.value().len())
             .field("created", &self.created())
@@ -239,16 +245,33 @@ impl Stamp {
 }
 
 /// Up to the first four bytes of an id, in hex: enough to correlate log lines, never
-/// enough to resume a session.
-pub(crate) struct IdPrefix<'a>(pub(crate) &'a [u8]);
+/// enough to resume a session. A copy, so it outlives the id it came from.
+#[derive(Clone, Copy)]
+pub(crate) struct IdPrefix {
+    bytes: [u8; 4],
+    shown: usize,
+    truncated: bool,
+}
 
-impl fmt::Display for IdPrefix<'_> {
+impl IdPrefix {
+    pub(crate) fn of(id: &[u8]) -> Self {
+        let shown = id.len().min(4);
+        let mut bytes = [0; 4];
+        bytes[..shown].copy_from_slice(&id[..shown]);
+        Self {
+            bytes,
+            shown,
+            truncated: id.len() > 4,
+        }
+    }
+}
+
+impl fmt::Display for IdPrefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let shown = self.0.get(..4).unwrap_or(self.0);
-        for byte in shown {
+        for byte in &self.bytes[..self.shown] {
             write!(f, "{byte:02x}")?;
         }
-        if shown.len() < self.0.len() {
+        if self.truncated {
             f.write_str("…")?;
         }
         Ok(())

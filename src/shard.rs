@@ -6,13 +6,13 @@
 
 use core::fmt;
 use core::num::NonZeroUsize;
-use std::collections::hash_map::RandomState;
 
-use lru::LruCache;
+use lru::{DefaultHasher, LruCache};
 use smallvec::SmallVec;
 
 use crate::callbacks::RemovalCause;
 use crate::session::{Entry, Id, Session};
+use crate::stats::ShardCounts;
 
 /// Sessions an operation removed, with why. Inline for the usual zero to two, so the hot
 /// path does not allocate under the lock.
@@ -30,14 +30,32 @@ pub(crate) fn cost(id: &Id, entry: &Entry) -> usize {
 
 /// One LRU map from id to session, bounded by a count and by bytes.
 ///
-/// The map is keyed with std's `RandomState` (SipHash with a random key): inserted ids are
-/// random, but looked-up ids are chosen by whoever connects.
+/// The map hashes ids with `lru`'s default hasher (foldhash, with a random seed per map).
+/// Looked-up ids are chosen by whoever connects, but that cannot slow the map down: a
+/// lookup walks the probe sequence that the *inserted* ids shaped, and those are
+/// uniformly random (rustls makes them), so no lookup meets long chains. Flooding a hash
+/// table takes inserting chosen keys, which the network cannot do. (An application that
+/// inserts ids an attacker chose, through `add_session`, should pick them at random.)
 pub(crate) struct Shard {
-    map: LruCache<Id, Entry, RandomState>,
+    map: LruCache<Id, Entry, DefaultHasher>,
     /// What the sessions held cost, by [`cost`].
     bytes: usize,
     /// The most `bytes` may be after any operation.
     max_bytes: usize,
+    /// What happened here; `entries` and `bytes` are filled in by [`Shard::counts`].
+    counts: ShardCounts,
+}
+
+/// The most expired sessions one automatic sweep removes.
+pub(crate) const SWEEP_LIMIT: usize = 256;
+
+/// When and how [`Shard::put`] sweeps.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Sweep {
+    /// Sweep on every this-many-th new session.
+    pub(crate) every: u64,
+    pub(crate) now: i64,
+    pub(crate) cache_timeout: u64,
 }
 
 /// What [`Shard::add`] did.
@@ -66,10 +84,65 @@ impl Shard {
     /// table is allocated here, in full, so that inserts never rehash.
     pub(crate) fn new(capacity: NonZeroUsize, max_bytes: usize) -> Self {
         Self {
-            map: LruCache::with_hasher(capacity, RandomState::new()),
+            map: LruCache::with_hasher(capacity, DefaultHasher::default()),
             bytes: 0,
             max_bytes,
+            counts: ShardCounts::default(),
         }
+    }
+
+    /// The counters, with the current length and bytes.
+    pub(crate) fn counts(&self) -> ShardCounts {
+        ShardCounts {
+            entries: self.map.len(),
+            bytes: self.bytes,
+            ..self.counts
+        }
+    }
+
+    /// Stores a new session from rustls's `put`, counts it, and on every
+    /// `sweep.every`th one sweeps expired sessions from the least recently used end into
+    /// `removed` (see [`Shard::sweep_lru_end`]).
+    ///
+    /// rustls's ids are fresh and random, so this skips [`Shard::add`]'s look before it
+    /// inserts: one hash probe fewer under the lock. Should the id be stored already, the
+    /// new value overwrites the old (rustls's contract for `put`) and is promoted.
+    pub(crate) fn put(
+        &mut self,
+        session: Session,
+        sweep: Option<Sweep>,
+        removed: &mut Removed,
+    ) -> Added {
+        self.counts.new_sessions += 1;
+        let Session { id, entry } = session;
+        self.bytes += cost(&id, &entry);
+        let added = match self.map.push(id, entry) {
+            None => Added::Inserted,
+            Some(displaced) => {
+                // `push` hands back the new id with the old value when the id was there
+                // (the new session is then the most recently used, under that id), or
+                // the least recently used session when it evicted one.
+                let replaced = self
+                    .map
+                    .peek_mru()
+                    .is_some_and(|(mru, _)| *mru == displaced.0);
+                let old = self.detach(displaced);
+                if replaced {
+                    Added::Replaced(old)
+                } else {
+                    self.counts.cache_full += 1;
+                    removed.push((old, RemovalCause::Evicted));
+                    Added::Inserted
+                }
+            }
+        };
+        self.fit_budget(removed);
+        if let Some(sweep) = sweep
+            && self.counts.new_sessions.is_multiple_of(sweep.every)
+        {
+            self.sweep_lru_end(sweep.now, sweep.cache_timeout, SWEEP_LIMIT, removed);
+        }
+        added
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -128,18 +201,26 @@ impl Shard {
                 // `push` on a full map evicts the least recently used session and reuses
                 // its node, so a full cache allocates nothing here.
                 if let Some(evicted) = self.map.push(id, entry) {
+                    self.counts.cache_full += 1;
                     removed.push((self.detach(evicted), RemovalCause::Evicted));
                 }
                 Added::Inserted
             }
         };
+        self.fit_budget(removed);
+        added
+    }
+
+    /// Evicts least recently used sessions while over the byte budget, never the last
+    /// one (the caller made sure a single session fits).
+    fn fit_budget(&mut self, removed: &mut Removed) {
         while self.bytes > self.max_bytes && self.map.len() > 1 {
             let Some(evicted) = self.map.pop_lru() else {
                 break;
             };
+            self.counts.cache_full += 1;
             removed.push((self.detach(evicted), RemovalCause::Evicted));
         }
-        added
     }
 
     /// TLS 1.2 lookup: copies a live session's value into `out` and promotes it; removes
@@ -151,7 +232,7 @@ impl Shard {
         cache_timeout: u64,
         out: &mut Vec<u8>,
     ) -> Lookup<()> {
-        match self.map.get(id) {
+        let found = match self.map.get(id) {
             None => Lookup::Miss,
             Some(entry) if entry.stamp.is_expired_at(now, cache_timeout) => {
                 self.remove(id).map_or(Lookup::Miss, Lookup::Expired)
@@ -160,18 +241,31 @@ impl Shard {
                 out.extend_from_slice(&entry.value);
                 Lookup::Hit(())
             }
-        }
+        };
+        self.count(&found);
+        found
     }
 
     /// TLS 1.3 lookup: removes the session under `id`, live or expired, in one step, so a
     /// ticket is handed out at most once.
     pub(crate) fn take(&mut self, id: &[u8], now: i64, cache_timeout: u64) -> Lookup<Session> {
-        match self.remove(id) {
+        let found = match self.remove(id) {
             None => Lookup::Miss,
             Some(session) if session.entry.stamp.is_expired_at(now, cache_timeout) => {
                 Lookup::Expired(session)
             }
             Some(session) => Lookup::Hit(session),
+        };
+        self.count(&found);
+        found
+    }
+
+    /// Counts a lookup's outcome: a hit, a timeout (an expired session), or a miss.
+    fn count<T>(&mut self, found: &Lookup<T>) {
+        match found {
+            Lookup::Hit(_) => self.counts.hits += 1,
+            Lookup::Expired(_) => self.counts.timeouts += 1,
+            Lookup::Miss => self.counts.misses += 1,
         }
     }
 
@@ -189,7 +283,7 @@ impl Shard {
         now: i64,
         cache_timeout: u64,
         limit: usize,
-        out: &mut Vec<Session>,
+        out: &mut impl Extend<(Session, RemovalCause)>,
     ) {
         for _ in 0..limit {
             match self.map.peek_lru() {
@@ -199,7 +293,7 @@ impl Shard {
             let Some(expired) = self.map.pop_lru() else {
                 break;
             };
-            out.push(self.detach(expired));
+            out.extend([(self.detach(expired), RemovalCause::Expired)]);
         }
     }
 
@@ -251,12 +345,13 @@ impl Shard {
             let Some(evicted) = self.map.pop_lru() else {
                 break;
             };
+            self.counts.cache_full += 1;
             out.push(self.detach(evicted));
         }
         if capacity > self.map.cap() {
             // Grow into a table allocated in full now, so that later inserts never
             // rehash under the lock. Moving least recently used first keeps the order.
-            let mut grown = LruCache::with_hasher(capacity, RandomState::new());
+            let mut grown = LruCache::with_hasher(capacity, DefaultHasher::default());
             while let Some((id, entry)) = self.map.pop_lru() {
                 grown.push(id, entry);
             }
@@ -480,7 +575,8 @@ mod tests {
         s.sweep_lru_end(20, 10, 1, &mut out);
         assert_eq!(out.len(), 1, "the limit holds");
         s.sweep_lru_end(20, 10, 100, &mut out);
-        let ids: Vec<u8> = out.iter().map(|s| s.id()[0]).collect();
+        assert!(out.iter().all(|(_, cause)| *cause == RemovalCause::Expired));
+        let ids: Vec<u8> = out.iter().map(|(s, _)| s.id()[0]).collect();
         assert_eq!(ids, [1, 2], "stops at 3, live; 4 waits");
         assert_eq!(lru_order(&s), [3, 4]);
         assert_eq!(s.bytes(), 2 * ONE);

@@ -1,11 +1,16 @@
-//! Statistics: OpenSSL's `SSL_CTX_sess_*` counters, kept as atomics outside the locks.
+//! Statistics: OpenSSL's `SSL_CTX_sess_*` counters.
+//!
+//! What happens on every handshake (hits, misses, timeouts, evictions, new sessions) is
+//! counted by each shard in plain integers, under the lock the operation holds anyway:
+//! no atomic, and no cache line that every core writes. What is rare (callback hits,
+//! refusals, panics) is counted in relaxed atomics.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A snapshot of the cache's counters, as OpenSSL's `SSL_CTX_sess_*` functions report them.
 ///
-/// Each counter is read atomically, but not all of them at one instant: a snapshot taken
-/// while handshakes run may be off by the operations in flight. Counters only grow;
+/// Each shard's counters are read together, under its lock, but shards one after another:
+/// a snapshot taken while handshakes run may be off by the operations in flight. Counters only grow;
 /// [`SessionCache::clear`] and [`SessionCache::flush_expired`] change none of them.
 ///
 /// ```
@@ -50,31 +55,53 @@ pub struct CacheStats {
     pub callback_panics: u64,
 }
 
-/// The live counters behind [`CacheStats`].
+/// What one shard counts, under its lock.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct ShardCounts {
+    pub(crate) entries: usize,
+    pub(crate) bytes: usize,
+    pub(crate) hits: u64,
+    pub(crate) misses: u64,
+    pub(crate) timeouts: u64,
+    pub(crate) cache_full: u64,
+    /// New sessions from `put` stored in this shard; also the automatic sweep's clock.
+    pub(crate) new_sessions: u64,
+}
+
+impl core::ops::AddAssign for ShardCounts {
+    fn add_assign(&mut self, other: Self) {
+        self.entries += other.entries;
+        self.bytes += other.bytes;
+        self.hits += other.hits;
+        self.misses += other.misses;
+        self.timeouts += other.timeouts;
+        self.cache_full += other.cache_full;
+        self.new_sessions += other.new_sessions;
+    }
+}
+
+/// The counters of rare events, shared by all shards.
 #[derive(Debug, Default)]
 pub(crate) struct Counters {
-    pub(crate) hits: AtomicU64,
-    pub(crate) misses: AtomicU64,
     pub(crate) cb_hits: AtomicU64,
-    pub(crate) timeouts: AtomicU64,
-    pub(crate) cache_full: AtomicU64,
-    pub(crate) new_sessions: AtomicU64,
+    /// New sessions from `put` that went to no shard (`NO_INTERNAL_STORE`).
+    pub(crate) unstored_new_sessions: AtomicU64,
     pub(crate) oversized: AtomicU64,
     pub(crate) callback_panics: AtomicU64,
 }
 
 impl Counters {
-    pub(crate) fn snapshot(&self, entries: usize, bytes: usize) -> CacheStats {
+    pub(crate) fn snapshot(&self, shards: ShardCounts) -> CacheStats {
         let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
         CacheStats {
-            entries,
-            bytes,
-            hits: read(&self.hits),
-            misses: read(&self.misses),
+            entries: shards.entries,
+            bytes: shards.bytes,
+            hits: shards.hits,
+            misses: shards.misses,
             cb_hits: read(&self.cb_hits),
-            timeouts: read(&self.timeouts),
-            cache_full: read(&self.cache_full),
-            new_sessions: read(&self.new_sessions),
+            timeouts: shards.timeouts,
+            cache_full: shards.cache_full,
+            new_sessions: shards.new_sessions + read(&self.unstored_new_sessions),
             oversized: read(&self.oversized),
             callback_panics: read(&self.callback_panics),
         }
@@ -83,12 +110,10 @@ impl Counters {
 
 /// Adds one to a counter. Statistics need no ordering with other memory.
 pub(crate) fn bump(counter: &AtomicU64) {
-    add(counter, 1);
+    counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Adds `n` to a counter.
-pub(crate) fn add(counter: &AtomicU64, n: u64) {
-    if n != 0 {
-        counter.fetch_add(n, Ordering::Relaxed);
-    }
+/// Adds one to a counter and returns the new count.
+pub(crate) fn count(counter: &AtomicU64) -> u64 {
+    counter.fetch_add(1, Ordering::Relaxed) + 1
 }

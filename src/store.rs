@@ -8,16 +8,14 @@
 //!   replay-safe.
 //! - `can_cache`: TLS 1.2 only; rustls sends an empty session id when it is `false`.
 
-use core::sync::atomic::Ordering;
-
 use rustls::server::StoresServerSessions;
 use zeroize::Zeroizing;
 
 use crate::cache::{SessionCache, Stored};
 use crate::callbacks::RemovalCause;
 use crate::session::{IdPrefix, Session, now_nanos};
-use crate::shard::Lookup;
-use crate::stats::bump;
+use crate::shard::{Lookup, Sweep};
+use crate::stats::{bump, count};
 
 /// How a resumption uses the session it finds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -60,16 +58,21 @@ impl StoresServerSessions for SessionCache {
         if !self.admits(&session) {
             return false;
         }
-        let put_count = self.counters.new_sessions.fetch_add(1, Ordering::Relaxed) + 1;
         let handed = self.callbacks.new_session(&session, &self.counters);
-        let sweep = mode.auto_clears() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL);
-        let id = sweep.then(|| session.id.clone());
-        // An identical session already stored counts as stored.
-        let stored = mode.stores_internally() && self.insert(session, false) != Stored::Refused;
-        if let Some(id) = id {
-            self.sweep_after_put(id.as_slice(), now);
+        let sweep = mode.auto_clears().then(|| Sweep {
+            every: AUTO_CLEAR_INTERVAL,
+            now,
+            cache_timeout: self.timeout_nanos(),
+        });
+        if mode.stores_internally() {
+            // An identical session already stored counts as stored.
+            return self.insert_new(session, sweep) != Stored::Refused || handed;
         }
-        stored || handed
+        let put_count = count(&self.counters.unstored_new_sessions);
+        if sweep.is_some() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
+            self.sweep_after_put(session.id(), now);
+        }
+        handed
     }
 
     /// TLS 1.2 resumption; see [`SessionCache`]'s lookup rules.
@@ -120,32 +123,30 @@ impl SessionCache {
             Use::Take => {
                 let taken = self.lock(id).take(id, now, timeout);
                 match taken {
-                    Lookup::Hit(session) => {
-                        let value = session.value().to_vec();
+                    Lookup::Hit(mut session) => {
                         self.callbacks
                             .removed(&session, RemovalCause::Taken, &self.counters);
-                        Lookup::Hit(value)
+                        // The ticket is consumed: hand rustls its buffer rather than a copy.
+                        Lookup::Hit(session.take_value())
                     }
                     Lookup::Expired(session) => Lookup::Expired(session),
                     Lookup::Miss => Lookup::Miss,
                 }
             }
         };
+        // The shard counted the hit, timeout or miss under its lock.
         match found {
             Lookup::Hit(value) => {
-                bump(&self.counters.hits);
-                tracing::trace!(id_prefix = %IdPrefix(id), ?how, "session hit");
+                tracing::trace!(id_prefix = %IdPrefix::of(id), ?how, "session hit");
                 Some(value)
             }
             Lookup::Expired(session) => {
-                bump(&self.counters.timeouts);
                 self.callbacks
                     .removed(&session, RemovalCause::Expired, &self.counters);
                 None
             }
             Lookup::Miss => {
-                bump(&self.counters.misses);
-                tracing::trace!(id_prefix = %IdPrefix(id), ?how, "session miss");
+                tracing::trace!(id_prefix = %IdPrefix::of(id), ?how, "session miss");
                 None
             }
         }
@@ -158,14 +159,14 @@ impl SessionCache {
         let session = self.callbacks.lookup(id, &self.counters)?;
         if session.id() != id {
             tracing::debug!(
-                id_prefix = %IdPrefix(id),
+                id_prefix = %IdPrefix::of(id),
                 "lookup callback returned a session with another id; ignored"
             );
             return None;
         }
         if session.entry.stamp.is_expired_at(now, self.timeout_nanos()) {
             tracing::debug!(
-                id_prefix = %IdPrefix(id),
+                id_prefix = %IdPrefix::of(id),
                 "lookup callback returned an expired session; ignored"
             );
             return None;
@@ -174,7 +175,7 @@ impl SessionCache {
             return None;
         }
         bump(&self.counters.cb_hits);
-        tracing::debug!(id_prefix = %IdPrefix(id), ?how, "session supplied by lookup callback");
+        tracing::debug!(id_prefix = %IdPrefix::of(id), ?how, "session supplied by lookup callback");
         let value = session.value().to_vec();
         match how {
             Use::Keep if store => {
