@@ -18,9 +18,10 @@ use parking_lot::{Mutex, MutexGuard};
 
 use crate::builder::{self, SessionCacheBuilder};
 use crate::callbacks::{Callbacks, RemovalCause};
+use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
-use crate::session::{IdPrefix, Session, now_nanos, timeout_nanos, to_nanos};
+use crate::session::{IdPrefix, Session, timeout_nanos, to_nanos};
 use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, Sweep};
 use crate::stats::{CacheStats, Counters, ShardCounts, bump};
 
@@ -52,6 +53,7 @@ pub struct SessionCache {
     max_session_size: usize,
     pub(crate) callbacks: Callbacks,
     pub(crate) counters: Counters,
+    pub(crate) clock: Clock,
 }
 
 impl SessionCache {
@@ -108,6 +110,7 @@ impl SessionCache {
             max_session_size,
             callbacks,
             counters: Counters::default(),
+            clock: Clock::new(),
         }
     }
 
@@ -302,7 +305,7 @@ impl SessionCache {
 
     /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
     pub(crate) fn insert(&self, session: Session, update_time: bool) -> Stored {
-        let now = update_time.then(now_nanos);
+        let now = update_time.then(|| self.clock.now_nanos());
         self.store(session, |shard, session, removed| {
             shard.add(session, now, removed)
         })

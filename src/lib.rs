@@ -184,6 +184,8 @@ pub use cache::SessionCache;
 mod callbacks;
 pub use callbacks::RemovalCause;
 
+mod clock;
+
 mod error;
 pub use error::ConfigError;
 

@@ -13,7 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::cache::{SessionCache, Stored};
 use crate::callbacks::RemovalCause;
-use crate::session::{IdPrefix, Session, now_nanos};
+use crate::session::{IdPrefix, Session};
 use crate::shard::{Lookup, Sweep};
 use crate::stats::{bump, count};
 
@@ -53,7 +53,7 @@ impl StoresServerSessions for SessionCache {
             tracing::trace!(%mode, "session not cached: the mode lacks SERVER");
             return false;
         }
-        let now = now_nanos();
+        let now = self.clock.now_nanos();
         let session = Session::created_at_nanos(key, value, now);
         if !self.admits(&session) {
             return false;
@@ -100,7 +100,7 @@ impl SessionCache {
     /// 2. If that found nothing usable and a lookup callback is set, the callback.
     fn resume(&self, id: &[u8], how: Use) -> Option<Vec<u8>> {
         let mode = self.mode();
-        let now = now_nanos();
+        let now = self.clock.now_nanos();
         if mode.looks_up_internally()
             && let Some(value) = self.resume_internally(id, now, how)
         {
