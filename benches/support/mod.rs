@@ -46,7 +46,7 @@ impl Store {
 }
 
 /// A minimal moka-based store: what a user might write instead of this crate.
-pub struct MokaStore(moka::sync::Cache<Vec<u8>, Vec<u8>>);
+pub struct MokaStore(pub moka::sync::Cache<Vec<u8>, Vec<u8>>);
 
 impl MokaStore {
     pub fn new(capacity: usize) -> Self {

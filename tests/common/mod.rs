@@ -2,6 +2,8 @@
 //! a handshake pumped in memory.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod process;
+
 use std::ops::DerefMut;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, SystemTime};

@@ -1,0 +1,304 @@
+//! A load generator for the echo server, over real TCP: many TLS connections, a share of
+//! them resuming, each echoing a payload that must come back byte for byte.
+//!
+//! ```text
+//! cargo run --release --example echo_server &
+//! cargo run --release --example loadgen -- -n 20000 -c 32 --resume 0.9 --tls 1.3
+//! cargo run --release --example loadgen -- -n 2000 --json      # one JSON object instead
+//! ```
+//!
+//! A connection that is meant to resume uses a client with a shared session store; the
+//! others use one that never resumes. "Achieved" resumption is what the server agreed
+//! to, which is less than asked when, say, a client has no ticket left: rustls keeps 8
+//! TLS 1.3 tickets per server, and concurrent connections use them up. Latency is from
+//! TCP connect to the end of the handshake.
+//!
+//! Exits non-zero if any connection failed or any echo differed.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use clap::{Parser, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use rustls::client::Resumption;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName};
+use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+use tokio_rustls::TlsConnector;
+
+#[derive(Parser, Debug)]
+#[command(about = "Opens many TLS connections to the echo server and reports how they went")]
+struct Args {
+    /// The echo server.
+    #[arg(long, default_value = "127.0.0.1:4433")]
+    connect: SocketAddr,
+    /// The name to verify the server's certificate for.
+    #[arg(long, default_value = "localhost")]
+    server_name: String,
+    /// CA certificate to trust, PEM.
+    #[arg(long, default_value = "certs/ca.crt")]
+    ca: PathBuf,
+    /// Connections to open in all.
+    #[arg(short = 'n', long, default_value_t = 1000)]
+    connections: usize,
+    /// Connections open at once.
+    #[arg(short = 'c', long, default_value_t = 16)]
+    concurrency: usize,
+    /// Share of connections that try to resume, 0 to 1.
+    #[arg(long, default_value_t = 0.9, value_parser = parse_share)]
+    resume: f64,
+    /// TLS versions to offer.
+    #[arg(long, value_enum, default_value = "both")]
+    tls: Versions,
+    /// Bytes each connection sends and expects back.
+    #[arg(long, default_value_t = 64)]
+    payload: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum Versions {
+    #[value(name = "1.2")]
+    Tls12,
+    #[value(name = "1.3")]
+    Tls13,
+    Both,
+}
+
+fn parse_share(s: &str) -> Result<f64, String> {
+    let share: f64 = s.parse().map_err(|e| format!("{e}"))?;
+    if (0.0..=1.0).contains(&share) {
+        Ok(share)
+    } else {
+        Err("must be between 0 and 1".into())
+    }
+}
+
+/// What one connection did.
+struct Outcome {
+    wanted_resume: bool,
+    resumed: bool,
+    handshake: Duration,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(args).await {
+        Ok(true) => ExitCode::SUCCESS,
+        Ok(false) => ExitCode::FAILURE,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<bool, String> {
+    let resuming = connector(&args, true)?;
+    let fresh = connector(&args, false)?;
+    let name = ServerName::try_from(args.server_name.clone())
+        .map_err(|e| format!("bad --server-name: {e}"))?;
+    let progress = if args.json {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::new(args.connections as u64)
+    };
+    progress.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} connections, {per_sec} ({eta} left)")
+            .map_err(|e| e.to_string())?,
+    );
+    let next = Arc::new(AtomicUsize::new(0));
+    let outcomes = Arc::new(Mutex::new(Vec::with_capacity(args.connections)));
+    let errors = Arc::new(Mutex::new(Vec::new()));
+    let start = Instant::now();
+    let mut workers = tokio::task::JoinSet::new();
+    for _ in 0..args.concurrency.max(1) {
+        let (next, outcomes, errors) = (next.clone(), outcomes.clone(), errors.clone());
+        let (resuming, fresh, name) = (resuming.clone(), fresh.clone(), name.clone());
+        let (progress, total, share) = (progress.clone(), args.connections, args.resume);
+        let (addr, payload_len) = (args.connect, args.payload);
+        workers.spawn(async move {
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= total {
+                    break;
+                }
+                // Exactly `share` of the connections, spread evenly.
+                let wanted_resume = ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
+                let connector = if wanted_resume { &resuming } else { &fresh };
+                let payload = payload_for(i, payload_len);
+                match connection(connector, name.clone(), addr, &payload).await {
+                    Ok((resumed, handshake)) => outcomes.lock().await.push(Outcome {
+                        wanted_resume,
+                        resumed,
+                        handshake,
+                    }),
+                    Err(error) => errors.lock().await.push(format!("connection {i}: {error}")),
+                }
+                progress.inc(1);
+            }
+        });
+    }
+    while workers.join_next().await.is_some() {}
+    let elapsed = start.elapsed();
+    progress.finish_and_clear();
+    let outcomes = outcomes.lock().await;
+    let errors = errors.lock().await;
+    let report = Report::new(&outcomes, errors.len(), elapsed, &args);
+    if args.json {
+        println!("{}", report.json());
+    } else {
+        print!("{}", report.table());
+        for error in errors.iter().take(5) {
+            eprintln!("{error}");
+        }
+    }
+    Ok(errors.is_empty())
+}
+
+fn connector(args: &Args, resume: bool) -> Result<TlsConnector, String> {
+    let mut roots = RootCertStore::empty();
+    let certs = CertificateDer::pem_file_iter(&args.ca)
+        .map_err(|e| format!("cannot read {}: {e}", args.ca.display()))?;
+    for cert in certs {
+        let cert = cert.map_err(|e| format!("cannot read {}: {e}", args.ca.display()))?;
+        roots.add(cert).map_err(|e| e.to_string())?;
+    }
+    let versions: &[&'static SupportedProtocolVersion] = match args.tls {
+        Versions::Tls12 => &[&rustls::version::TLS12],
+        Versions::Tls13 => &[&rustls::version::TLS13],
+        Versions::Both => &[&rustls::version::TLS13, &rustls::version::TLS12],
+    };
+    let mut config =
+        ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_protocol_versions(versions)
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+    config.resumption = if resume {
+        Resumption::in_memory_sessions(1024)
+    } else {
+        Resumption::disabled()
+    };
+    Ok(TlsConnector::from(Arc::new(config)))
+}
+
+/// A payload unique to connection `i`, so a mix-up between connections shows.
+fn payload_for(i: usize, len: usize) -> Vec<u8> {
+    let seed = (i as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (0..len)
+        .map(|j| (seed >> ((j % 8) * 8)) as u8 ^ j as u8)
+        .collect()
+}
+
+/// One connection: handshake, echo, close. Returns whether it resumed and how long the
+/// connect and handshake took.
+async fn connection(
+    connector: &TlsConnector,
+    name: ServerName<'static>,
+    addr: SocketAddr,
+    payload: &[u8],
+) -> std::io::Result<(bool, Duration)> {
+    let started = Instant::now();
+    let tcp = TcpStream::connect(addr).await?;
+    tcp.set_nodelay(true)?;
+    let mut tls = connector.connect(name, tcp).await?;
+    let handshake = started.elapsed();
+    let resumed = tls.get_ref().1.handshake_kind() == Some(HandshakeKind::Resumed);
+    tls.write_all(payload).await?;
+    let mut echoed = vec![0; payload.len()];
+    tls.read_exact(&mut echoed).await?;
+    if echoed != payload {
+        return Err(std::io::Error::other("the echo differs from what was sent"));
+    }
+    tls.shutdown().await?;
+    let mut rest = Vec::new();
+    tls.read_to_end(&mut rest).await?;
+    Ok((resumed, handshake))
+}
+
+struct Report {
+    connections: usize,
+    errors: usize,
+    seconds: f64,
+    per_second: f64,
+    wanted_resume: usize,
+    resumed: usize,
+    p50_ms: f64,
+    p99_ms: f64,
+    max_ms: f64,
+}
+
+impl Report {
+    fn new(outcomes: &[Outcome], errors: usize, elapsed: Duration, args: &Args) -> Self {
+        let mut latencies: Vec<Duration> = outcomes.iter().map(|o| o.handshake).collect();
+        latencies.sort_unstable();
+        let at = |q: f64| {
+            latencies
+                .get(((latencies.len() as f64 * q).ceil() as usize).saturating_sub(1))
+                .map_or(0.0, |d| d.as_secs_f64() * 1e3)
+        };
+        Self {
+            connections: args.connections,
+            errors,
+            seconds: elapsed.as_secs_f64(),
+            per_second: outcomes.len() as f64 / elapsed.as_secs_f64(),
+            wanted_resume: outcomes.iter().filter(|o| o.wanted_resume).count(),
+            resumed: outcomes.iter().filter(|o| o.resumed).count(),
+            p50_ms: at(0.50),
+            p99_ms: at(0.99),
+            max_ms: at(1.0),
+        }
+    }
+
+    fn resumption_rate(&self) -> f64 {
+        self.resumed as f64 / (self.connections - self.errors).max(1) as f64
+    }
+
+    fn table(&self) -> String {
+        format!(
+            "connections        {}\n\
+             errors             {}\n\
+             elapsed            {:.2} s\n\
+             handshakes/s       {:.0}\n\
+             asked to resume    {}\n\
+             resumed            {} ({:.1}% of connections)\n\
+             handshake p50      {:.2} ms\n\
+             handshake p99      {:.2} ms\n\
+             handshake max      {:.2} ms\n",
+            self.connections,
+            self.errors,
+            self.seconds,
+            self.per_second,
+            self.wanted_resume,
+            self.resumed,
+            self.resumption_rate() * 100.0,
+            self.p50_ms,
+            self.p99_ms,
+            self.max_ms
+        )
+    }
+
+    fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "connections": self.connections,
+            "errors": self.errors,
+            "seconds": self.seconds,
+            "handshakes_per_second": self.per_second,
+            "asked_to_resume": self.wanted_resume,
+            "resumed": self.resumed,
+            "resumption_rate": self.resumption_rate(),
+            "handshake_ms": { "p50": self.p50_ms, "p99": self.p99_ms, "max": self.max_ms },
+        })
+    }
+}
