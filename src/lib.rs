@@ -189,6 +189,9 @@ mod clock;
 mod error;
 pub use error::ConfigError;
 
+#[cfg(feature = "redis")]
+pub mod fleet;
+
 mod mode;
 pub use mode::{CacheMode, ParseModeError};
 

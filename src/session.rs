@@ -180,6 +180,11 @@ impl fmt::Debug for Session {
 pub(crate) struct Id(SmallVec<[u8; 32]>);
 
 impl Id {
+    #[cfg(feature = "redis")]
+    pub(crate) fn from_slice(id: &[u8]) -> Self {
+        Self(SmallVec::from_slice(id))
+    }
+
     pub(crate) fn as_slice(&self) -> &[u8] {
         &self.0
     }
@@ -233,7 +238,7 @@ impl Stamp {
     /// The `timeout` that means "the cache's timeout, whatever it is when checked".
     pub(crate) const CACHE_DEFAULT: u64 = u64::MAX;
 
-    fn own_timeout(self) -> Option<u64> {
+    pub(crate) fn own_timeout(self) -> Option<u64> {
         (self.timeout != Self::CACHE_DEFAULT).then_some(self.timeout)
     }
 

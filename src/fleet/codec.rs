@@ -1,0 +1,365 @@
+//! Sessions at rest in Redis: sealed with XChaCha20-Poly1305 under a fleet key, bound to
+//! their Redis key and id; and [`FleetKeys`], the keys, newest first.
+//!
+//! A sealed entry is `version (1) ‖ key id (4) ‖ nonce (24) ‖ ciphertext ‖ tag (16)`,
+//! where the plaintext is `created (8) ‖ timeout (8) ‖ value`, both times in
+//! nanoseconds, big-endian. The associated data is `"rsc-session-v1" ‖ len(key) ‖ key ‖
+//! id`, so an entry copied to another Redis key, or presented for another id, fails to
+//! authenticate.
+//!
+//! Why XChaCha20-Poly1305: its nonces are 192 bits, so they can be drawn at random for
+//! every entry, forever, across a fleet, with no counter to coordinate and no birthday
+//! bound to watch. AES-GCM's 96-bit random nonces are limited to about 2^32 entries per
+//! key, which a busy fleet writes in hours.
+
+use core::fmt;
+use std::path::Path;
+
+use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use zeroize::Zeroizing;
+
+use crate::session::{Entry, Id, Session, Stamp};
+
+const VERSION: u8 = 1;
+const KEY_ID_LEN: usize = 4;
+const NONCE_LEN: usize = 24;
+const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
+const TAG_LEN: usize = 16;
+const AAD_LABEL: &[u8] = b"rsc-session-v1";
+
+/// The fleet's encryption keys, newest first: sessions are sealed with the newest and
+/// opened with whichever one sealed them.
+///
+/// Each key is 32 bytes. A key is known in ciphertexts by a 4-byte id derived from it
+/// (the first bytes of an authentication tag over a fixed label), which reveals nothing
+/// about the key. Keys are wiped when dropped, and never printed.
+///
+/// ```
+/// use rustls_session_cache::fleet::FleetKeys;
+///
+/// let keys = FleetKeys::parse(
+///     "# newest first\n\
+///      1111111111111111111111111111111111111111111111111111111111111111\n\
+///      \n\
+///      2222222222222222222222222222222222222222222222222222222222222222\n",
+/// )?;
+/// assert_eq!(keys.len(), 2);
+/// assert!(!format!("{keys:?}").contains("1111"));
+/// # Ok::<(), rustls_session_cache::fleet::KeyFileError>(())
+/// ```
+pub struct FleetKeys {
+    keys: Vec<FleetKey>,
+}
+
+struct FleetKey {
+    id: [u8; KEY_ID_LEN],
+    cipher: XChaCha20Poly1305,
+}
+
+impl FleetKeys {
+    /// Keys from raw bytes, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyFileError`] if there are none.
+    pub fn new(keys: impl IntoIterator<Item = [u8; 32]>) -> Result<Self, KeyFileError> {
+        let keys: Vec<FleetKey> = keys
+            .into_iter()
+            .map(|key| {
+                let key = Zeroizing::new(key);
+                let cipher = XChaCha20Poly1305::new((&*key).into());
+                FleetKey {
+                    id: key_id(&cipher),
+                    cipher,
+                }
+            })
+            .collect();
+        if keys.is_empty() {
+            return Err(KeyFileError {
+                line: 0,
+                reason: "no key found: expected one key per line, 64 hex digits, newest first",
+            });
+        }
+        Ok(Self { keys })
+    }
+
+    /// Keys in the key-file format: one key per line as 64 hex digits (32 bytes), newest
+    /// first; blank lines and lines starting with `#` are ignored, and so is white space
+    /// around a key.
+    ///
+    /// # Errors
+    ///
+    /// [`KeyFileError`], naming the line, for a line that is not 64 hex digits, or a
+    /// text with no key.
+    pub fn parse(text: &str) -> Result<Self, KeyFileError> {
+        let mut keys: Vec<Zeroizing<[u8; 32]>> = Vec::new();
+        for (index, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let mut key = Zeroizing::new([0u8; 32]);
+            let reason = match (line.len(), hex::decode_to_slice(line, &mut *key)) {
+                (64, Ok(())) => {
+                    keys.push(key);
+                    continue;
+                }
+                (64, Err(_)) => "a key must be hex digits only",
+                _ => "a key must be 64 hex digits (32 bytes)",
+            };
+            return Err(KeyFileError {
+                line: index + 1,
+                reason,
+            });
+        }
+        Self::new(keys.iter().map(|key| **key))
+    }
+
+    /// Keys from a key file (see [`FleetKeys::parse`]).
+    ///
+    /// # Errors
+    ///
+    /// [`KeyFileError`] if the file cannot be read or is malformed.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyFileError> {
+        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|_| KeyFileError {
+            line: 0,
+            reason: "cannot read the key file",
+        })?);
+        Self::parse(&text)
+    }
+
+    /// How many keys there are.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Always `false`: a `FleetKeys` holds at least one key.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Seals `session` for storage under `redis_key`, with the newest key.
+    pub(crate) fn seal(&self, redis_key: &[u8], session: &Session, timeout: u64) -> Vec<u8> {
+        let newest = &self.keys[0];
+        let mut plain = Zeroizing::new(Vec::with_capacity(16 + session.value().len()));
+        plain.extend_from_slice(&session.entry.stamp.created.to_be_bytes());
+        plain.extend_from_slice(&timeout.to_be_bytes());
+        plain.extend_from_slice(session.value());
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let aad = associated_data(redis_key, session.id());
+        let mut sealed = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
+        sealed.push(VERSION);
+        sealed.extend_from_slice(&newest.id);
+        sealed.extend_from_slice(&nonce);
+        // Encrypting into a Vec only fails if it cannot allocate, which aborts anyway.
+        let ciphertext = newest
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: &plain,
+                    aad: &aad,
+                },
+            )
+            .unwrap_or_default();
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    /// Opens what [`FleetKeys::seal`] made for `redis_key` and `id`, with whichever key
+    /// sealed it; `None` if it does not authenticate under any key with its id.
+    pub(crate) fn open(&self, redis_key: &[u8], id: &[u8], sealed: &[u8]) -> Option<Session> {
+        let (header, ciphertext) = (sealed.get(..HEADER_LEN)?, sealed.get(HEADER_LEN..)?);
+        if header[0] != VERSION {
+            return None;
+        }
+        let (key_id, nonce) = header[1..].split_at(KEY_ID_LEN);
+        let nonce = XNonce::from_slice(nonce);
+        let aad = associated_data(redis_key, id);
+        let plain = self
+            .keys
+            .iter()
+            .filter(|key| key.id == key_id)
+            .find_map(|key| {
+                key.cipher
+                    .decrypt(
+                        nonce,
+                        Payload {
+                            msg: ciphertext,
+                            aad: &aad,
+                        },
+                    )
+                    .ok()
+            })
+            .map(Zeroizing::new)?;
+        let created = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
+        let timeout = u64::from_be_bytes(plain.get(8..16)?.try_into().ok()?);
+        Some(Session {
+            id: Id::from_slice(id),
+            entry: Entry {
+                value: Zeroizing::new(Box::from(plain.get(16..)?)),
+                stamp: Stamp { created, timeout },
+            },
+        })
+    }
+}
+
+impl fmt::Debug for FleetKeys {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FleetKeys")
+            .field("len", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key file or key list that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyFileError {
+    /// The line (from 1) at fault, or 0 for the whole file.
+    pub line: usize,
+    /// What is wrong with it.
+    pub reason: &'static str,
+}
+
+impl fmt::Display for KeyFileError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.line {
+            0 => write!(f, "fleet key file: {}", self.reason),
+            line => write!(f, "fleet key file, line {line}: {}", self.reason),
+        }
+    }
+}
+
+impl std::error::Error for KeyFileError {}
+
+fn associated_data(redis_key: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 4 + redis_key.len() + id.len());
+    aad.extend_from_slice(AAD_LABEL);
+    aad.extend_from_slice(&(redis_key.len() as u32).to_be_bytes());
+    aad.extend_from_slice(redis_key);
+    aad.extend_from_slice(id);
+    aad
+}
+
+/// A key's public name: the first bytes of its tag over a fixed label, under a fixed
+/// nonce. The same key always gets the same id; the id says nothing about the key.
+fn key_id(cipher: &XChaCha20Poly1305) -> [u8; KEY_ID_LEN] {
+    let tag = cipher
+        .encrypt(
+            &XNonce::default(),
+            Payload {
+                msg: &[],
+                aad: b"rustls-session-cache fleet key id",
+            },
+        )
+        .unwrap_or_default();
+    let mut id = [0; KEY_ID_LEN];
+    id.copy_from_slice(tag.get(..KEY_ID_LEN).unwrap_or(&[0; KEY_ID_LEN]));
+    id
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(bytes: &[u8]) -> FleetKeys {
+        FleetKeys::new(bytes.iter().map(|b| [*b; 32])).unwrap()
+    }
+
+    fn session() -> Session {
+        Session::created_at_nanos(vec![7; 32], b"secret value".to_vec(), 1_234)
+    }
+
+    #[test]
+    fn seals_and_opens_with_the_times() {
+        let k = keys(&[1]);
+        let sealed = k.seal(b"rsc:0707", &session(), 300);
+        assert_eq!(sealed.len(), HEADER_LEN + 16 + 12 + TAG_LEN);
+        let opened = k.open(b"rsc:0707", &[7; 32], &sealed).unwrap();
+        assert_eq!(opened.value(), b"secret value");
+        assert_eq!(
+            opened.entry.stamp,
+            Stamp {
+                created: 1_234,
+                timeout: 300
+            }
+        );
+        assert!(!sealed.windows(6).any(|w| w == b"secret"));
+    }
+
+    #[test]
+    fn another_key_or_id_or_any_flipped_bit_fails() {
+        let k = keys(&[1]);
+        let sealed = k.seal(b"rsc:0707", &session(), 300);
+        assert!(
+            k.open(b"rsc:0708", &[7; 32], &sealed).is_none(),
+            "moved key"
+        );
+        assert!(k.open(b"rsc:0707", &[8; 32], &sealed).is_none(), "other id");
+        assert!(
+            keys(&[2]).open(b"rsc:0707", &[7; 32], &sealed).is_none(),
+            "wrong key"
+        );
+        for i in 0..sealed.len() {
+            let mut bad = sealed.clone();
+            bad[i] ^= 1;
+            assert!(
+                k.open(b"rsc:0707", &[7; 32], &bad).is_none(),
+                "bit flip at {i}"
+            );
+        }
+        assert!(k.open(b"rsc:0707", &[7; 32], &sealed[..10]).is_none());
+    }
+
+    #[test]
+    fn rotation_seals_with_the_newest_and_opens_with_any() {
+        let old = keys(&[1]);
+        let sealed_old = old.seal(b"k", &session(), 1);
+        let rotated = keys(&[2, 1]);
+        assert!(rotated.open(b"k", &[7; 32], &sealed_old).is_some());
+        let sealed_new = rotated.seal(b"k", &session(), 1);
+        assert!(
+            old.open(b"k", &[7; 32], &sealed_new).is_none(),
+            "sealed with the newest"
+        );
+        assert!(keys(&[2]).open(b"k", &[7; 32], &sealed_new).is_some());
+    }
+
+    #[test]
+    fn nonces_differ_every_time() {
+        let k = keys(&[1]);
+        let a = k.seal(b"k", &session(), 1);
+        let b = k.seal(b"k", &session(), 1);
+        assert_ne!(a[5..HEADER_LEN], b[5..HEADER_LEN]);
+    }
+
+    #[test]
+    fn key_files_parse_and_refuse_clearly() {
+        let text =
+            "# comment\n\n  0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef  \n";
+        assert_eq!(FleetKeys::parse(text).unwrap().len(), 1);
+        let short = FleetKeys::parse("# c\nabcd\n").unwrap_err();
+        assert_eq!(
+            short,
+            KeyFileError {
+                line: 2,
+                reason: "a key must be 64 hex digits (32 bytes)"
+            }
+        );
+        assert_eq!(
+            short.to_string(),
+            "fleet key file, line 2: a key must be 64 hex digits (32 bytes)"
+        );
+        let not_hex = FleetKeys::parse(&"zz".repeat(32)).unwrap_err();
+        assert_eq!(not_hex.reason, "a key must be hex digits only");
+        assert_eq!(FleetKeys::parse("# only comments\n").unwrap_err().line, 0);
+        assert!(FleetKeys::from_file("/no/such/file").is_err());
+    }
+
+    #[test]
+    fn key_ids_are_stable_and_distinct() {
+        assert_eq!(keys(&[1]).keys[0].id, keys(&[1]).keys[0].id);
+        assert_ne!(keys(&[1]).keys[0].id, keys(&[2]).keys[0].id);
+    }
+}
