@@ -19,6 +19,10 @@
 //! It prints `listening on ADDR` once it accepts connections; Ctrl-C or SIGTERM stops it
 //! after open connections finish (or a grace period passes), with a final stats line.
 //! Logs go to stderr through `RUST_LOG` (default `info`): one line per connection.
+//!
+//! Built with `--features redis`, it can share its sessions with other instances through
+//! Redis (the fleet tier): `--redis redis://127.0.0.1:6379 --fleet-key-file FILE
+//! [--redis-prefix NAME]`. Each connection is then prefetched for before its handshake.
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -33,6 +37,7 @@ use std::time::Duration;
 use clap::{Parser, ValueEnum};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::StoresServerSessions;
 use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_session_cache::{CacheMode, CacheStats, DEFAULT_CAPACITY, Session, SessionCache};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -74,6 +79,60 @@ struct Args {
     /// Print a stats line this often, in seconds; 0 never.
     #[arg(long, value_name = "SECONDS", default_value_t = 0)]
     stats_interval: u64,
+    /// Share sessions with other instances through this Redis (needs `--features redis`
+    /// and `--fleet-key-file`).
+    #[arg(long, value_name = "URL")]
+    redis: Option<String>,
+    /// The prefix of this fleet's Redis keys.
+    #[arg(long, value_name = "NAME", default_value = "rsc")]
+    redis_prefix: String,
+    /// The fleet's encryption keys: one per line, 64 hex digits, newest first.
+    #[arg(long, value_name = "PATH")]
+    fleet_key_file: Option<PathBuf>,
+}
+
+/// The fleet tier, when the example is built with `--features redis`.
+#[cfg(feature = "redis")]
+pub type FleetHandle = Arc<rustls_session_cache::fleet::Fleet>;
+
+/// Without the `redis` feature there is no fleet tier: this type has no values.
+#[cfg(not(feature = "redis"))]
+pub enum FleetHandle {}
+
+/// The fleet tier in front of `cache`, as the flags describe.
+#[cfg(feature = "redis")]
+pub fn build_fleet(
+    url: &str,
+    prefix: &str,
+    key_file: Option<&Path>,
+    cache: Arc<SessionCache>,
+    versions: TlsVersions,
+) -> Result<FleetHandle, String> {
+    use rustls_session_cache::fleet::{Fleet, FleetKeys};
+    let key_file =
+        key_file.ok_or("--redis needs --fleet-key-file: sessions are encrypted at rest")?;
+    let keys =
+        FleetKeys::from_file(key_file).map_err(|e| format!("{e} ({})", key_file.display()))?;
+    Fleet::builder(cache)
+        .redis_url(url)
+        .prefix(prefix)
+        .keys(keys)
+        .tls13(versions != TlsVersions::Tls12)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+#[cfg(not(feature = "redis"))]
+fn build_fleet(
+    _: &str,
+    _: &str,
+    _: Option<&Path>,
+    _: Arc<SessionCache>,
+    _: TlsVersions,
+) -> Result<FleetHandle, String> {
+    Err("--redis needs the example built with the `redis` feature: \
+         cargo run --release --features redis --example echo_server"
+        .into())
 }
 
 /// Parses `--mode`: the named flags, plus `server` unless `off` is among them, so that
@@ -172,14 +231,33 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let cache = build_cache(args.capacity, Duration::from_secs(args.timeout), args.mode)?;
-    let tls = tls_config(&args.cert, &args.key, args.tls, &cache)?;
+    let fleet = match (&args.redis, &args.fleet_key_file) {
+        (Some(url), key_file) => Some(build_fleet(
+            url,
+            &args.redis_prefix,
+            key_file.as_deref(),
+            cache.clone(),
+            args.tls,
+        )?),
+        (None, Some(_)) => return Err("--fleet-key-file is for --redis, which is not set".into()),
+        (None, None) => None,
+    };
+    let storage: Arc<dyn StoresServerSessions> = match &fleet {
+        #[cfg(feature = "redis")]
+        Some(fleet) => fleet.clone(),
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match *never {},
+        None => cache.clone(),
+    };
+    let tls = tls_config(&args.cert, &args.key, args.tls, storage)?;
     let settings = Settings {
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
         ..Settings::default()
     };
     let server = EchoServer::bind(args.listen, tls, cache, settings)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
+        .with_fleet(fleet);
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, mode = %args.mode, tls = ?args.tls, "echo server started");
     say(&format!("listening on {addr}"));
@@ -212,12 +290,12 @@ pub fn build_cache(
 }
 
 /// A `ServerConfig` with the certificate and key from PEM files, storing sessions in
-/// `cache`. Fails with one line naming the file and the problem.
+/// `storage`. Fails with one line naming the file and the problem.
 pub fn tls_config(
     cert: &Path,
     key: &Path,
     versions: TlsVersions,
-    cache: &Arc<SessionCache>,
+    storage: Arc<dyn StoresServerSessions>,
 ) -> Result<Arc<ServerConfig>, String> {
     let chain = CertificateDer::pem_file_iter(cert)
         .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
@@ -240,7 +318,7 @@ pub fn tls_config(
                 cert.display()
             )
         })?;
-    config.session_storage = cache.clone();
+    config.session_storage = storage;
     Ok(Arc::new(config))
 }
 
@@ -276,6 +354,8 @@ pub struct Report {
     pub full: u64,
     /// Resumed handshakes completed.
     pub resumed: u64,
+    /// The fleet tier's counters, as `name=value` pairs, if there is one.
+    pub fleet: Vec<(&'static str, u64)>,
 }
 
 impl std::fmt::Display for Report {
@@ -293,7 +373,55 @@ impl std::fmt::Display for Report {
             s.entries,
             self.full,
             self.resumed
-        )
+        )?;
+        self.fleet
+            .iter()
+            .try_for_each(|(name, value)| write!(f, " {name}={value}"))
+    }
+}
+
+/// The fleet tier's counters for the report.
+#[cfg(feature = "redis")]
+fn fleet_counters(fleet: &Option<FleetHandle>) -> Vec<(&'static str, u64)> {
+    let Some(fleet) = fleet else {
+        return Vec::new();
+    };
+    let s = fleet.stats();
+    vec![
+        ("l2_hits", s.l2_hits),
+        ("l2_misses", s.l2_misses),
+        ("claims_won", s.claims_won),
+        ("claims_lost", s.claims_lost),
+        ("writes_queued", s.writes_queued),
+        ("writes_written", s.writes_written),
+        ("writes_dropped", s.writes_dropped),
+        ("decrypt_failures", s.decrypt_failures),
+        ("prefetch_timeouts", s.prefetch_timeouts),
+        ("prefetches_shed", s.prefetches_shed),
+        ("identities_shed", s.identities_shed),
+        ("redis_errors", s.redis_errors),
+    ]
+}
+
+#[cfg(not(feature = "redis"))]
+fn fleet_counters(fleet: &Option<FleetHandle>) -> Vec<(&'static str, u64)> {
+    match fleet {
+        Some(never) => match *never {},
+        None => Vec::new(),
+    }
+}
+
+/// Before the handshake: the fleet tier's prefetch, if there is one.
+#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+async fn prefetch(fleet: &Option<FleetHandle>, tcp: &TcpStream) {
+    match fleet {
+        #[cfg(feature = "redis")]
+        Some(fleet) => {
+            fleet.prefetch(tcp).await;
+        }
+        #[cfg(not(feature = "redis"))]
+        Some(never) => match *never {},
+        None => {}
     }
 }
 
@@ -302,6 +430,7 @@ pub struct EchoServer {
     listener: TcpListener,
     acceptor: TlsAcceptor,
     cache: Arc<SessionCache>,
+    fleet: Arc<Option<FleetHandle>>,
     handshakes: Arc<Handshakes>,
     settings: Settings,
 }
@@ -318,9 +447,19 @@ impl EchoServer {
             listener: TcpListener::bind(addr).await?,
             acceptor: TlsAcceptor::from(tls),
             cache,
+            fleet: Arc::new(None),
             handshakes: Arc::default(),
             settings,
         })
+    }
+
+    /// Prefetches for every connection through `fleet` (whose L1 should be the cache
+    /// given to [`bind`](Self::bind), and which `tls` should store sessions in).
+    pub fn with_fleet(self, fleet: Option<FleetHandle>) -> Self {
+        Self {
+            fleet: Arc::new(fleet),
+            ..self
+        }
     }
 
     /// The address it listens on (the real port when bound to port 0).
@@ -333,13 +472,14 @@ impl EchoServer {
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Report {
         let mut connections = JoinSet::new();
         let stats_printer = self.settings.stats_interval.map(|every| {
-            let (cache, handshakes) = (self.cache.clone(), self.handshakes.clone());
+            let (cache, fleet) = (self.cache.clone(), self.fleet.clone());
+            let handshakes = self.handshakes.clone();
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);
                 ticks.tick().await;
                 loop {
                     ticks.tick().await;
-                    say(&report(&cache, &handshakes).to_string());
+                    say(&report(&cache, &fleet, &handshakes).to_string());
                 }
             })
         });
@@ -353,6 +493,7 @@ impl EchoServer {
                             peer,
                             acceptor: self.acceptor.clone(),
                             cache: self.cache.clone(),
+                            fleet: self.fleet.clone(),
                             handshakes: self.handshakes.clone(),
                             settings: self.settings,
                         };
@@ -383,15 +524,16 @@ impl EchoServer {
         if let Some(printer) = stats_printer {
             printer.abort();
         }
-        report(&self.cache, &self.handshakes)
+        report(&self.cache, &self.fleet, &self.handshakes)
     }
 }
 
-fn report(cache: &SessionCache, handshakes: &Handshakes) -> Report {
+fn report(cache: &SessionCache, fleet: &Option<FleetHandle>, handshakes: &Handshakes) -> Report {
     Report {
         stats: cache.stats(),
         full: handshakes.full.load(Ordering::Relaxed),
         resumed: handshakes.resumed.load(Ordering::Relaxed),
+        fleet: fleet_counters(fleet),
     }
 }
 
@@ -400,6 +542,7 @@ struct Connection {
     peer: SocketAddr,
     acceptor: TlsAcceptor,
     cache: Arc<SessionCache>,
+    fleet: Arc<Option<FleetHandle>>,
     handshakes: Arc<Handshakes>,
     settings: Settings,
 }
@@ -409,7 +552,11 @@ impl Connection {
     async fn serve(self, tcp: TcpStream) {
         let peer = self.peer;
         let _ = tcp.set_nodelay(true);
-        let tls = match timeout(self.settings.handshake_timeout, self.acceptor.accept(tcp)).await {
+        let handshake = async {
+            prefetch(&self.fleet, &tcp).await;
+            self.acceptor.accept(tcp).await
+        };
+        let tls = match timeout(self.settings.handshake_timeout, handshake).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => return debug!(%peer, %error, "handshake failed"),
             Err(_) => return debug!(%peer, "handshake timed out"),
