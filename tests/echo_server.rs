@@ -15,9 +15,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use echo_server::{EchoServer, Report, Settings, TlsVersions};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
+use rustls::pki_types::ServerName;
+use rustls::{HandshakeKind, SupportedProtocolVersion};
 use rustls_session_cache::{CacheMode, SessionCache};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -48,7 +47,7 @@ impl Running {
             &repo("certs/server.crt"),
             &repo("certs/server.key"),
             versions,
-            &cache,
+            cache.clone(),
         )
         .unwrap();
         let server = EchoServer::bind("127.0.0.1:0".parse().unwrap(), tls, cache.clone(), settings)
@@ -80,17 +79,7 @@ impl Running {
 
 /// A client offering one TLS version, trusting `certs/ca.crt`, remembering its sessions.
 fn connector(version: &'static SupportedProtocolVersion) -> TlsConnector {
-    let mut roots = RootCertStore::empty();
-    for cert in CertificateDer::pem_file_iter(repo("certs/ca.crt")).unwrap() {
-        roots.add(cert.unwrap()).unwrap();
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = ClientConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[version])
-        .unwrap()
-        .with_root_certificates(roots)
-        .with_no_client_auth();
-    TlsConnector::from(Arc::new(config))
+    common::tls_connector(version)
 }
 
 /// Connects, sends `payload`, reads it all back while still sending (it may exceed what

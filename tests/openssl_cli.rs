@@ -6,80 +6,9 @@
 
 mod common;
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{ChildStdin, Command, Stdio};
+use std::process::Stdio;
 
-use common::process::{EchoServer, Lines, echo_server_binary, repo, wait_exit};
-
-fn openssl() -> Command {
-    let probe = Command::new("openssl").arg("version").output();
-    assert!(
-        probe.is_ok_and(|out| out.status.success()),
-        "the `openssl` command-line tool is missing: install the Debian package `openssl` \
-         (apt-get install openssl); .ci/run does this"
-    );
-    Command::new("openssl")
-}
-
-/// Runs `openssl s_client` once: connects with `version` (`-tls1_2`, `-tls1_3`),
-/// verifying against `certs/ca.crt`, saves (`-sess_out`) or offers (`-sess_in`) the
-/// session in `session`, sends `line`, waits for its echo, then closes. Returns the
-/// `New, ...` or `Reused, ...` line and everything s_client printed on stdout.
-fn s_client_output(
-    addr: &str,
-    version: &str,
-    session: (&str, &Path),
-    line: &str,
-) -> (String, Vec<String>) {
-    let mut child = openssl()
-        .args([
-            "s_client",
-            "-connect",
-            addr,
-            version,
-            "-verify_return_error",
-        ])
-        .arg("-CAfile")
-        .arg(repo("certs/ca.crt"))
-        .arg(session.0)
-        .arg(session.1)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stdout = Lines::collect(child.stdout.take().unwrap());
-    let _stderr = Lines::collect(child.stderr.take().unwrap());
-    let mut stdin: ChildStdin = child.stdin.take().unwrap();
-    writeln!(stdin, "{line}").unwrap();
-    stdin.flush().unwrap();
-    let summary = stdout.wait_for("New/Reused", |l| {
-        l.starts_with("New, ") || l.starts_with("Reused, ")
-    });
-    // The echo comes after any TLS 1.3 tickets, so once it is here the session is saved.
-    stdout.wait_for("echo", |l| l == line);
-    drop(stdin);
-    assert!(
-        wait_exit(&mut child).success(),
-        "s_client failed: {:#?}",
-        stdout.all()
-    );
-    let verified = stdout
-        .all()
-        .iter()
-        .any(|l| l.trim() == "Verify return code: 0 (ok)");
-    assert!(
-        verified,
-        "the certificate did not verify against certs/ca.crt"
-    );
-    (summary, stdout.all())
-}
-
-/// As [`s_client_output`], returning only the `New`/`Reused` line.
-fn s_client(addr: &str, version: &str, session: (&str, &Path), line: &str) -> String {
-    s_client_output(addr, version, session, line).0
-}
+use common::process::{EchoServer, fails_with_one_line, openssl, s_client, s_client_output};
 
 /// A first connection that saves its session, and a second that offers it; returns both
 /// summary lines.
@@ -224,27 +153,6 @@ fn stats_interval_prints_stats_lines() {
     );
     let (status, _, _) = server.terminate();
     assert!(status.success());
-}
-
-/// Runs the binary with `flags`; it must fail with exactly one line on stderr.
-fn fails_with_one_line(flags: &[&str]) -> String {
-    let out = Command::new(echo_server_binary())
-        .args(["--listen", "127.0.0.1:0"])
-        .args(flags)
-        .current_dir(repo(""))
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8(out.stderr).unwrap();
-    assert!(!out.status.success(), "{flags:?} should fail");
-    assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    assert!(
-        out.stdout.is_empty(),
-        "never said it was listening: {:?}",
-        out.stdout
-    );
-    stderr
 }
 
 #[test]

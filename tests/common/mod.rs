@@ -2,7 +2,10 @@
 //! a handshake pumped in memory.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod hello;
 pub mod process;
+#[cfg(feature = "redis")]
+pub mod redis;
 
 use std::ops::DerefMut;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -90,6 +93,23 @@ pub fn client_config(version: &'static SupportedProtocolVersion) -> Arc<ClientCo
         .with_no_client_auth();
     config.resumption = Resumption::in_memory_sessions(64);
     Arc::new(config)
+}
+
+/// A tokio-rustls client offering one TLS version, trusting the shipped `certs/ca.crt`,
+/// remembering its sessions (rustls's default in-memory store).
+pub fn tls_connector(version: &'static SupportedProtocolVersion) -> tokio_rustls::TlsConnector {
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = RootCertStore::empty();
+    let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/ca.crt");
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    tokio_rustls::TlsConnector::from(Arc::new(config))
 }
 
 /// What one handshake did, as both ends report it.

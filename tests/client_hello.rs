@@ -1,0 +1,119 @@
+//! The ClientHello parser of the fleet tier: exact on well-formed input, and never a
+//! panic on anything else.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::hello::{MAX_RECORD, client_hello};
+use proptest::prelude::*;
+use rustls_session_cache::fleet::client_hello::{MAX_CLIENT_HELLO, Parsed, ResumptionOffer, parse};
+
+#[test]
+fn reads_the_session_id_and_identities() {
+    let ids = vec![vec![1; 32], vec![2; 40]];
+    let hello = client_hello(&[9; 32], &ids, true, MAX_RECORD);
+    let Parsed::Complete(offer) = parse(&hello) else {
+        panic!("{:?}", parse(&hello));
+    };
+    assert_eq!(offer.session_id, Some(vec![9; 32]));
+    assert_eq!(offer.identities, ids);
+    assert!(offer.offers_tls13);
+}
+
+#[test]
+fn reads_a_thousand_identities_and_refuses_more_than_fit() {
+    let ids: Vec<Vec<u8>> = (0..1000u16).map(|n| n.to_be_bytes().repeat(4)).collect();
+    let hello = client_hello(&[], &ids, true, MAX_RECORD);
+    assert!(
+        hello.len() < MAX_CLIENT_HELLO,
+        "fits the limit: {}",
+        hello.len()
+    );
+    let Parsed::Complete(offer) = parse(&hello) else {
+        panic!()
+    };
+    assert_eq!(offer.identities, ids);
+    assert_eq!(offer.session_id, None);
+    let too_many: Vec<Vec<u8>> = (0..2000u16).map(|n| n.to_be_bytes().repeat(4)).collect();
+    let huge = client_hello(&[], &too_many, true, MAX_RECORD);
+    assert_eq!(parse(&huge), Parsed::Invalid("ClientHello too large"));
+}
+
+#[test]
+fn joins_a_hello_split_across_records() {
+    let hello = client_hello(&[3; 32], &[vec![4; 32]], false, 100);
+    let Parsed::Complete(offer) = parse(&hello) else {
+        panic!()
+    };
+    assert_eq!(offer.session_id, Some(vec![3; 32]));
+    assert!(!offer.offers_tls13);
+}
+
+#[test]
+fn refuses_what_is_not_a_client_hello() {
+    assert_eq!(
+        parse(b"GET / HTTP/1.1\r\n"),
+        Parsed::Invalid("not a handshake record")
+    );
+    assert_eq!(
+        parse(&[22, 3, 1, 0, 0]),
+        Parsed::Invalid("bad record length")
+    );
+    assert_eq!(
+        parse(&[22, 3, 1, 0, 4, 2, 0, 0, 0]),
+        Parsed::Invalid("not a ClientHello")
+    );
+    assert_eq!(
+        parse(&[22, 3, 1, 0, 4, 1, 0xff, 0xff, 0xff]),
+        Parsed::Invalid("ClientHello too large")
+    );
+    assert_eq!(
+        parse(&[22, 3, 1, 0, 5, 1, 0, 0, 1, 0]),
+        Parsed::Invalid("malformed ClientHello")
+    );
+}
+
+proptest! {
+    #[test]
+    fn never_panics_on_any_bytes(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _ = parse(&bytes);
+    }
+
+    #[test]
+    fn never_panics_on_a_corrupted_hello(
+        seed_ids in 0usize..6,
+        record in 16usize..2000,
+        flips in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let ids: Vec<Vec<u8>> = (0..seed_ids).map(|n| vec![n as u8 + 1; 32]).collect();
+        let mut hello = client_hello(&[1; 32], &ids, true, record);
+        for (at, byte) in flips {
+            let i = at.index(hello.len());
+            hello[i] = byte;
+        }
+        let _ = parse(&hello);
+    }
+
+    #[test]
+    fn every_prefix_is_incomplete_and_the_whole_is_exact(
+        session_id in proptest::collection::vec(any::<u8>(), 0..=32),
+        ids in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 1..64), 0..6),
+        record in 1usize..3000,
+        tls13: bool,
+    ) {
+        let hello = client_hello(&session_id, &ids, tls13, record);
+        for cut in [0, 1, 4, 5, hello.len() / 2, hello.len() - 1] {
+            prop_assert_eq!(parse(&hello[..cut]), Parsed::Incomplete);
+        }
+        let expected = ResumptionOffer {
+            session_id: (!session_id.is_empty()).then(|| session_id.clone()),
+            identities: ids.clone(),
+            offers_tls13: tls13,
+        };
+        prop_assert_eq!(parse(&hello), Parsed::Complete(expected.clone()));
+        // Bytes after the ClientHello (the client's next flight) change nothing.
+        let mut more = hello.clone();
+        more.extend_from_slice(&[23, 3, 3, 0, 1, 0]);
+        prop_assert_eq!(parse(&more), Parsed::Complete(expected));
+    }
+}
