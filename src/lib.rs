@@ -152,6 +152,12 @@
 //!   poison.
 //! - **Dropping** the cache wipes every session but calls no `on_remove`.
 //!
+//! # Features
+//!
+//! - `redis` (off by default): the `fleet` tier, one cache shared by many servers
+//!   through Redis. It adds `redis`, `tokio`, `chacha20poly1305` and `hex` to the build;
+//!   without it the core above has none of them and changes in no way.
+//!
 //! # Logging
 //!
 //! Events use targets under `rustls_session_cache`: hits and misses at `trace`; stores,
