@@ -117,3 +117,51 @@ proptest! {
         prop_assert_eq!(parse(&more), Parsed::Complete(expected));
     }
 }
+
+/// ClientHellos captured from `openssl s_client` (OpenSSL 3.0) on its way to the echo
+/// server: they also seed the fuzzer (`fuzz/seeds/client_hello`).
+fn captured(name: &str) -> Vec<u8> {
+    std::fs::read(common::process::repo("fuzz/seeds/client_hello").join(name)).unwrap()
+}
+
+#[test]
+fn reads_what_real_clients_send() {
+    let Parsed::Complete(fresh) = parse(&captured("tls13-fresh")) else {
+        panic!("a fresh TLS 1.3 ClientHello")
+    };
+    assert!(fresh.offers_tls13);
+    assert!(fresh.identities.is_empty());
+    assert_eq!(
+        fresh.session_id.map(|id| id.len()),
+        Some(32),
+        "the compatibility id"
+    );
+
+    let Parsed::Complete(psk) = parse(&captured("tls13-psk")) else {
+        panic!("a TLS 1.3 resumption")
+    };
+    assert!(psk.offers_tls13);
+    assert_eq!(psk.identities.len(), 1);
+    assert_eq!(
+        psk.identities[0].len(),
+        32,
+        "one of rustls's 32-byte tickets"
+    );
+
+    let Parsed::Complete(tls12) = parse(&captured("tls12-session-id")) else {
+        panic!("a TLS 1.2 resumption")
+    };
+    assert!(!tls12.offers_tls13);
+    assert_eq!(
+        tls12.session_id.map(|id| id.len()),
+        Some(32),
+        "the id rustls issued"
+    );
+    assert!(tls12.identities.is_empty());
+
+    // Every prefix of a real one is incomplete, never an error.
+    let hello = captured("tls13-psk");
+    for cut in 0..hello.len() {
+        assert_eq!(parse(&hello[..cut]), Parsed::Incomplete, "cut at {cut}");
+    }
+}
