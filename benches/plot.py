@@ -64,12 +64,18 @@ def main():
             svg.append(f'<path d="{path}" fill="none" stroke="{colour}" stroke-width="2.5"{dash}/>')
             for s, v in series:
                 svg.append(f'<circle cx="{x(s):.1f}" cy="{y(v):.1f}" r="4" fill="{colour}"/>')
-                svg.append(f'<text x="{x(s) + 6:.1f}" y="{y(v) - 8:.1f}" fill="{colour}">{v:,.0f}</text>')
+            # Only the last point is labelled (the lines overlap elsewhere): the server
+            # figure above its point, the loop figure below.
+            if series:
+                s, v = series[-1]
+                dy = -8 if kind == "server" else 16
+                svg.append(f'<text x="{x(s) - 6:.1f}" y="{y(v) + dy:.1f}" fill="{colour}" text-anchor="end">{v:,.0f}</text>')
             ly = TOP + 20 + legend * 22
             legend += 1
             svg.append(f'<line x1="{W - RIGHT + 15}" x2="{W - RIGHT + 40}" y1="{ly}" y2="{ly}" stroke="{colour}" stroke-width="2.5"{dash}/>')
             svg.append(f'<text x="{W - RIGHT + 46}" y="{ly + 4}">{label.split()[0]}, {kind}</text>')
-    notes = [data["machine"][:30], "ring, ECDSA P-256, 1 thread", "medians of 5 runs",
+    cpu, _, cores = data["machine"].partition(", ")
+    notes = [cpu.replace("(R)", "")[:28], cores, "ring, ECDSA P-256, 1 thread", "medians of 5 runs",
              "server: the server's own time", "loop: client crypto too"]
     for i, note in enumerate(notes):
         svg.append(f'<text x="{W - RIGHT + 15}" y="{TOP + 120 + i * 16}" fill="#555">{note}</text>')

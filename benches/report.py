@@ -3,7 +3,8 @@
 
 Reads what the benchmarks wrote (run benches/run_all.sh first):
   target/criterion/<workload>-cap<N>/<store>/threads<T>/new/estimates.json   (store_ops)
-  target/bench-results/store_ops_hits.jsonl, handshakes.json, memory.json, hit_ratio.json
+  target/bench-results/store_ops_hits.jsonl, handshakes.json, memory.json, hit_ratio.json,
+  fleet.json
 Prints Markdown, and writes it to target/bench-results/report.md. Every ratio compares
 figures from the same run of the same benchmark binary.
 """
@@ -147,6 +148,15 @@ def main():
         out.append("| store | heap bytes/session | RSS bytes/session |\n|---|---|---|")
         for r in mem["results"]:
             out.append(f"| {r['store']} | {r['heap_per_session']:.1f} | {r['rss_per_session']:.1f} |")
+        out.append("")
+    fleet = load_json("fleet.json")
+    if fleet:
+        out.append("**Fleet tier: 3 instances behind a round-robin balancer, 300 clients, one redis-server**\n")
+        out.append("| TLS | resumption rate without the fleet tier | with it | resumed handshake: local | cross-instance | ratio |")
+        out.append("|---|---|---|---|---|---|")
+        for r in fleet["results"]:
+            out.append(f"| {r['version']} | {r['rate_without'] * 100:.1f}% | {r['rate_with'] * 100:.1f}% | "
+                       f"{r['local_ms']:.3f} ms | {r['cross_ms']:.3f} ms | {r['ratio']:.2f}x |")
         out.append("")
     if hr:
         out.append("**Hit ratio, Zipf(0.9), 100,000 clients, capacity 10,000, 1,000,000 attempts**\n")
