@@ -87,17 +87,13 @@ impl SessionCache {
             max_session_size,
             callbacks,
         } = config;
+        // Without a byte budget, a shard's share of `usize::MAX` never binds.
         let budgets = split(max_bytes.unwrap_or(usize::MAX), shards);
         let shards: Box<[Mutex<Shard>]> = split(capacity.get(), shards)
             .zip(budgets)
             .map(|(capacity, budget)| {
                 // `build` checked that every shard gets at least one session.
                 let capacity = NonZeroUsize::new(capacity).unwrap_or(NonZeroUsize::MIN);
-                let budget = if max_bytes.is_some() {
-                    budget
-                } else {
-                    usize::MAX
-                };
                 Mutex::new(Shard::new(capacity, budget))
             })
             .collect();
@@ -331,9 +327,7 @@ impl SessionCache {
         let prefix = IdPrefix::of(session.id());
         let mut removed = Removed::new();
         let added = op(&mut self.lock(session.id()), session, &mut removed);
-        for (session, cause) in &removed {
-            self.callbacks.removed(session, *cause, &self.counters);
-        }
+        self.notify(&removed);
         // The lock is released: wipe what the add displaced here.
         let (outcome, stored) = match added {
             Added::Unchanged(offered) => {
@@ -388,9 +382,7 @@ impl SessionCache {
         let timeout = self.timeout_nanos();
         self.lock(id)
             .sweep_lru_end(now, timeout, SWEEP_LIMIT, &mut expired);
-        for (session, cause) in &expired {
-            self.callbacks.removed(session, *cause, &self.counters);
-        }
+        self.notify(&expired);
     }
 
     pub(crate) fn timeout_nanos(&self) -> u64 {
@@ -404,6 +396,13 @@ impl SessionCache {
             n => (self.shard_hasher.hash_one(id) % n as u64) as usize,
         };
         lock(&self.shards[index])
+    }
+
+    /// Tells `on_remove` (and the log) about sessions removed, each with its cause.
+    fn notify(&self, removed: &[(Session, RemovalCause)]) {
+        for (session, cause) in removed {
+            self.callbacks.removed(session, *cause, &self.counters);
+        }
     }
 
     fn notify_all(&self, sessions: &[Session], cause: RemovalCause) {
