@@ -449,6 +449,37 @@ async fn hostile_client_hellos_change_nothing_and_cost_bounded_redis_calls() {
     instance.stop().await;
 }
 
+/// Runs one prefetch for a connection whose client sent `hello`.
+async fn prefetch_for(fleet: &Fleet, hello: &[u8]) -> rustls_session_cache::fleet::Prefetch {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let mut client = TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    client.write_all(hello).await.unwrap();
+    let (server_side, _) = listener.accept().await.unwrap();
+    fleet.prefetch(&server_side).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fleet_without_tls13_claims_no_tickets() {
+    let redis = Redis::start();
+    let hello = client_hello(&[5; 32], &[vec![6; 32]], true, MAX_RECORD);
+    for (tls13, getdels) in [(true, 1), (false, 0)] {
+        assert_eq!(redis.command("CONFIG RESETSTAT"), "+OK\r\n");
+        let fleet = Fleet::builder(SessionCache::new(16))
+            .redis_url(redis.url())
+            .keys(FleetKeys::parse(KEY1).unwrap())
+            .tls13(tls13)
+            .build()
+            .unwrap();
+        let report = prefetch_for(&fleet, &hello).await;
+        assert!(report.client_hello);
+        assert_eq!(redis.calls("getdel"), getdels, "tls13({tls13})");
+        // Without TLS 1.3 the legacy session id names a TLS 1.2 session: looked up.
+        assert_eq!(redis.calls("get"), 1 - getdels, "tls13({tls13})");
+    }
+}
+
 /// The echo server binary, as users run it, with `--redis` and a key file.
 mod binary {
     use super::common::process::{EchoServer, fails_with_one_line, s_client};

@@ -111,8 +111,10 @@ impl Fleet {
         let tls12_id = offer
             .session_id
             .filter(|id| !will_be_tls13 && !l1.contains(id));
+        // A server that will not speak TLS 1.3 resumes no ticket: claiming one would only
+        // use it up.
         let mut claims = Vec::new();
-        if offer.offers_tls13 {
+        if will_be_tls13 {
             for identity in offer.identities {
                 if claims.len() < self.config.max_identities && identity.len() <= MAX_IDENTITY_LEN {
                     claims.push(identity);
