@@ -114,7 +114,8 @@ impl SessionCache {
         let found = match how {
             Use::Keep => {
                 let mut value = Vec::with_capacity(VALUE_CAPACITY_HINT);
-                match self.lock(id).get(id, now, timeout, &mut value) {
+                let found = self.lock(id).get(id, now, timeout, &mut value);
+                match found {
                     Lookup::Hit(()) => Lookup::Hit(value),
                     Lookup::Expired(session) => Lookup::Expired(session),
                     Lookup::Miss => Lookup::Miss,
