@@ -13,6 +13,7 @@ use zeroize::Zeroizing;
 
 use crate::cache::{SessionCache, Stored};
 use crate::callbacks::RemovalCause;
+use crate::mode::CacheMode;
 use crate::session::{IdPrefix, Session};
 use crate::shard::{Lookup, Sweep};
 use crate::stats::{bump, count};
@@ -54,25 +55,7 @@ impl StoresServerSessions for SessionCache {
             return false;
         }
         let now = self.clock.now_nanos();
-        let session = Session::created_at_nanos(key, value, now);
-        if !self.admits(&session) {
-            return false;
-        }
-        let handed = self.callbacks.new_session(&session, &self.counters);
-        let sweep = mode.auto_clears().then(|| Sweep {
-            every: AUTO_CLEAR_INTERVAL,
-            now,
-            cache_timeout: self.timeout_nanos(),
-        });
-        if mode.stores_internally() {
-            // An identical session already stored counts as stored.
-            return self.insert_new(session, sweep) != Stored::Refused || handed;
-        }
-        let put_count = count(&self.counters.unstored_new_sessions);
-        if sweep.is_some() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
-            self.sweep_after_put(session.id(), now);
-        }
-        handed
+        self.put_session(Session::created_at_nanos(key, value, now), mode, now)
     }
 
     /// TLS 1.2 resumption; see [`SessionCache`]'s lookup rules.
@@ -93,6 +76,29 @@ impl StoresServerSessions for SessionCache {
 }
 
 impl SessionCache {
+    /// `put` past its mode check, for a session made at `now` under `mode` (which has
+    /// `SERVER`).
+    pub(crate) fn put_session(&self, session: Session, mode: CacheMode, now: i64) -> bool {
+        if !self.admits(&session) {
+            return false;
+        }
+        let handed = self.callbacks.new_session(&session, &self.counters);
+        let sweep = mode.auto_clears().then(|| Sweep {
+            every: AUTO_CLEAR_INTERVAL,
+            now,
+            cache_timeout: self.timeout_nanos(),
+        });
+        if mode.stores_internally() {
+            // An identical session already stored counts as stored.
+            return self.insert_new(session, sweep) != Stored::Refused || handed;
+        }
+        let put_count = count(&self.counters.unstored_new_sessions);
+        if sweep.is_some() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
+            self.sweep_after_put(session.id(), now);
+        }
+        handed
+    }
+
     /// The lookup rules for `get` and `take`:
     /// 1. Unless `NO_INTERNAL_LOOKUP`, the internal cache: a live session is a hit; an
     ///    expired one is a timeout, removed (`on_remove` with `Expired`), and then handled

@@ -157,14 +157,19 @@ impl StoresServerSessions for Fleet {
     /// Stores in L1 as [`SessionCache`] does, and queues the session for Redis when the
     /// mode caches new sessions. Returns whether either took it.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        if !self.l1.mode().caches_new_sessions() {
+        let mode = self.l1.mode();
+        if !mode.caches_new_sessions() {
             return self.l1.put(key, value);
         }
-        let for_redis = Session::new(key.as_slice(), value.as_slice());
-        let stored = self.l1.put(key, value);
-        if for_redis.len() > self.l1.max_session_size() {
+        // One session for both tiers: L1 takes it, Redis gets a copy, unless it is too
+        // large for L1 (which refuses it, counted), in which case neither does.
+        let now = self.l1.clock.now_nanos();
+        let session = Session::created_at_nanos(key, value, now);
+        let for_redis = (session.len() <= self.l1.max_session_size()).then(|| session.clone());
+        let stored = self.l1.put_session(session, mode, now);
+        let Some(for_redis) = for_redis else {
             return stored;
-        }
+        };
         let queued = match self.writes.try_send(for_redis) {
             Ok(()) => {
                 bump(&self.l2.counters.writes_queued);
