@@ -242,10 +242,19 @@ impl Stamp {
         (self.timeout != Self::CACHE_DEFAULT).then_some(self.timeout)
     }
 
-    /// The expiry rule: `now > created + timeout`, strictly, in exact integer arithmetic.
+    /// The timeout that applies: the session's own, else the cache's.
+    pub(crate) fn timeout_or(self, cache_timeout: u64) -> u64 {
+        self.own_timeout().unwrap_or(cache_timeout)
+    }
+
+    /// `created + timeout`, in exact integer arithmetic.
+    pub(crate) fn deadline(self, cache_timeout: u64) -> i128 {
+        i128::from(self.created) + i128::from(self.timeout_or(cache_timeout))
+    }
+
+    /// The expiry rule: `now > created + timeout`, strictly.
     pub(crate) fn is_expired_at(self, now: i64, cache_timeout: u64) -> bool {
-        let timeout = self.own_timeout().unwrap_or(cache_timeout);
-        i128::from(now) > i128::from(self.created) + i128::from(timeout)
+        i128::from(now) > self.deadline(cache_timeout)
     }
 }
 

@@ -16,7 +16,7 @@ use super::codec::FleetKeys;
 use crate::cache::SessionCache;
 use crate::clock::Clock;
 use crate::session::Session;
-use crate::stats::bump;
+use crate::stats::{add, bump};
 
 /// The most queued writes sent to Redis in one pipeline.
 const WRITE_BATCH: usize = 64;
@@ -83,16 +83,18 @@ pub(crate) async fn write_behind(
         let mut pipe = redis::pipe();
         let mut written = 0u64;
         for session in batch.drain(..) {
-            let timeout = session.entry.stamp.own_timeout().unwrap_or(cache_timeout);
-            let deadline = i128::from(session.entry.stamp.created) + i128::from(timeout);
-            let left_ms = (deadline - i128::from(now)) / 1_000_000;
+            let stamp = session.entry.stamp;
+            let left_ms = (stamp.deadline(cache_timeout) - i128::from(now)) / 1_000_000;
             let Ok(ttl_ms @ 1..) = u64::try_from(left_ms) else {
                 continue; // expired while queued: not worth writing
             };
             let key = l2.key(session.id());
             pipe.cmd("SET")
                 .arg(&key)
-                .arg(l2.keys.seal(&key, &session, timeout))
+                .arg(
+                    l2.keys
+                        .seal(&key, &session, stamp.timeout_or(cache_timeout)),
+                )
                 .arg("PX")
                 .arg(ttl_ms)
                 .ignore();
@@ -114,10 +116,6 @@ pub(crate) async fn write_behind(
             }
         }
     }
-}
-
-fn add(counter: &AtomicU64, n: u64) {
-    counter.fetch_add(n, Ordering::Relaxed);
 }
 
 /// The fleet tier's counters.

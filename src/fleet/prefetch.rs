@@ -18,7 +18,7 @@ use tokio::time::{Instant, sleep, timeout, timeout_at};
 use super::Fleet;
 use super::client_hello::{MAX_CLIENT_HELLO, Parsed, ResumptionOffer, parse};
 use crate::session::Session;
-use crate::stats::bump;
+use crate::stats::{add, bump};
 
 /// How much is peeked at most: a ClientHello of [`MAX_CLIENT_HELLO`] bytes, with room for
 /// the headers of the records it may be split into.
@@ -124,7 +124,7 @@ impl Fleet {
                 }
             }
         }
-        add(&self.l2.counters.identities_shed, report.shed);
+        add(&self.l2.counters.identities_shed, report.shed as u64);
         if tls12_id.is_none() && claims.is_empty() {
             return report;
         }
@@ -220,8 +220,4 @@ impl Fleet {
     fn refuse(&self, id: &[u8]) {
         self.l1.remove_session(id);
     }
-}
-
-fn add(counter: &std::sync::atomic::AtomicU64, n: usize) {
-    counter.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
 }
