@@ -10,9 +10,9 @@
 //!    instance in turn. A client's first connection cannot resume and is not counted.
 //!    Without the fleet tier a session resumes only when its client lands on the same
 //!    instance again, about one time in three.
-//! 2. **Latency.** A session made on instance A, then resumed on A (local: L1, plus the
-//!    `GETDEL` claim for TLS 1.3) or on B (cross-instance: fetched from Redis, decrypted,
-//!    put in L1). Handshake time from TCP connect, medians of 300 each, measured in one
+//! 2. **Latency.** A session made on instance A, written to Redis, then resumed on A
+//!    (local: from L1 for TLS 1.2; the `GETDEL` claim for TLS 1.3) or on B
+//!    (cross-instance: fetched or claimed from Redis, decrypted). Handshake time from TCP connect, medians of 300 each, measured in one
 //!    run, and their ratio.
 //!
 //! Needs `redis-server` (Debian package `redis-server`); starts its own on a free port.
@@ -99,7 +99,8 @@ impl Instance {
         let Some(fleet) = &self.fleet else { return };
         loop {
             let s = fleet.stats();
-            if s.writes_written + s.writes_dropped >= s.writes_queued {
+            let done = s.writes_written + s.writes_dropped + s.writes_cancelled;
+            if done >= s.writes_queued && s.writes_pending == 0 {
                 return;
             }
             tokio::time::sleep(Duration::from_micros(200)).await;

@@ -5,7 +5,7 @@
 //! cargo run --release --example echo_server -- \
 //!     [--listen 127.0.0.1:4433] [--cert certs/server.crt] [--key certs/server.key] \
 //!     [--capacity 20480] [--timeout 300] [--mode server] [--tls 1.2|1.3|both] \
-//!     [--stats-interval SECONDS]
+//!     [--stats-interval SECONDS] [--max-connections 512]
 //! ```
 //!
 //! Then watch resumption with `openssl s_client -connect 127.0.0.1:4433 -CAfile
@@ -22,7 +22,12 @@
 //!
 //! Built with `--features redis`, it can share its sessions with other instances through
 //! Redis (the fleet tier): `--redis redis://127.0.0.1:6379 --fleet-key-file FILE
-//! [--redis-prefix NAME]`. Each connection is then prefetched for before its handshake.
+//! [--redis-prefix NAME]`. Connections are then taken by the fleet's acceptor, which
+//! claims or fetches what each ClientHello offers to resume before the handshake.
+//!
+//! At most `--max-connections` connections are served at once (default 512, as nginx's
+//! `worker_connections`); past that it stops accepting until one closes, which it logs
+//! and counts (`limited=` in the stats line).
 
 use std::cell::RefCell;
 use std::future::Future;
@@ -40,9 +45,11 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::StoresServerSessions;
 use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_session_cache::{CacheMode, CacheStats, DEFAULT_CAPACITY, Session, SessionCache};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
+use tokio::time::error::Elapsed;
 use tokio::time::timeout;
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
@@ -89,7 +96,15 @@ struct Args {
     /// The fleet's encryption keys: one per line, 64 hex digits, newest first.
     #[arg(long, value_name = "PATH")]
     fleet_key_file: Option<PathBuf>,
+    /// The most connections served at once; past it, accepting pauses until one closes.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    max_connections: u32,
 }
+
+/// The default cap on open connections, nginx's default `worker_connections`: well under
+/// the usual 1024 open files, so accepting pauses before the descriptors run out.
+pub const DEFAULT_MAX_CONNECTIONS: u32 = 512;
 
 /// The fleet tier, when the example is built with `--features redis`.
 #[cfg(feature = "redis")]
@@ -106,7 +121,6 @@ pub fn build_fleet(
     prefix: &str,
     key_file: Option<&Path>,
     cache: Arc<SessionCache>,
-    versions: TlsVersions,
 ) -> Result<FleetHandle, String> {
     use rustls_session_cache::fleet::{Fleet, FleetKeys};
     let key_file =
@@ -117,9 +131,20 @@ pub fn build_fleet(
         .redis_url(url)
         .prefix(prefix)
         .keys(keys)
-        .tls13(versions != TlsVersions::Tls12)
         .build()
-        .map_err(|e| e.to_string())
+        .map_err(|e| error_chain(&e))
+}
+
+/// An error and its sources, on one line.
+#[cfg(feature = "redis")]
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut line = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        line.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    line
 }
 
 #[cfg(not(feature = "redis"))]
@@ -128,7 +153,6 @@ fn build_fleet(
     _: &str,
     _: Option<&Path>,
     _: Arc<SessionCache>,
-    _: TlsVersions,
 ) -> Result<FleetHandle, String> {
     Err("--redis needs the example built with the `redis` feature: \
          cargo run --release --features redis --example echo_server"
@@ -183,6 +207,8 @@ pub struct Settings {
     pub grace: Duration,
     /// How often to print a stats line, if at all.
     pub stats_interval: Option<Duration>,
+    /// The most connections served at once.
+    pub max_connections: usize,
 }
 
 impl Default for Settings {
@@ -192,6 +218,7 @@ impl Default for Settings {
             idle_timeout: Duration::from_secs(300),
             grace: Duration::from_secs(5),
             stats_interval: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS as usize,
         }
     }
 }
@@ -237,7 +264,6 @@ async fn run(args: Args) -> Result<(), String> {
             &args.redis_prefix,
             key_file.as_deref(),
             cache.clone(),
-            args.tls,
         )?),
         (None, Some(_)) => return Err("--fleet-key-file is for --redis, which is not set".into()),
         (None, None) => None,
@@ -252,6 +278,7 @@ async fn run(args: Args) -> Result<(), String> {
     let tls = tls_config(&args.cert, &args.key, args.tls, storage)?;
     let settings = Settings {
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+        max_connections: args.max_connections as usize,
         ..Settings::default()
     };
     let server = EchoServer::bind(args.listen, tls, cache, settings)
@@ -336,13 +363,15 @@ fn hold_pending(session: &Session) {
     }
 }
 
-/// Counts of finished handshakes.
+/// Counts of finished handshakes, and of pauses at the connection cap.
 #[derive(Debug, Default)]
 pub struct Handshakes {
     /// Full handshakes.
     pub full: AtomicU64,
     /// Resumed handshakes.
     pub resumed: AtomicU64,
+    /// Times accepting paused because `max_connections` were open.
+    pub limited: AtomicU64,
 }
 
 /// What the server reports when asked or when it stops.
@@ -354,6 +383,8 @@ pub struct Report {
     pub full: u64,
     /// Resumed handshakes completed.
     pub resumed: u64,
+    /// Times accepting paused at the connection cap.
+    pub limited: u64,
     /// The fleet tier's counters, as `name=value` pairs, if there is one.
     pub fleet: Vec<(&'static str, u64)>,
 }
@@ -364,7 +395,7 @@ impl std::fmt::Display for Report {
         write!(
             f,
             "stats: hits={} misses={} cb_hits={} timeouts={} cache_full={} entries={} \
-             full={} resumed={}",
+             full={} resumed={} limited={}",
             s.hits,
             s.misses,
             s.cb_hits,
@@ -372,7 +403,8 @@ impl std::fmt::Display for Report {
             s.cache_full,
             s.entries,
             self.full,
-            self.resumed
+            self.resumed,
+            self.limited
         )?;
         self.fleet
             .iter()
@@ -383,24 +415,10 @@ impl std::fmt::Display for Report {
 /// The fleet tier's counters for the report.
 #[cfg(feature = "redis")]
 fn fleet_counters(fleet: &Option<FleetHandle>) -> Vec<(&'static str, u64)> {
-    let Some(fleet) = fleet else {
-        return Vec::new();
-    };
-    let s = fleet.stats();
-    vec![
-        ("l2_hits", s.l2_hits),
-        ("l2_misses", s.l2_misses),
-        ("claims_won", s.claims_won),
-        ("claims_lost", s.claims_lost),
-        ("writes_queued", s.writes_queued),
-        ("writes_written", s.writes_written),
-        ("writes_dropped", s.writes_dropped),
-        ("decrypt_failures", s.decrypt_failures),
-        ("prefetch_timeouts", s.prefetch_timeouts),
-        ("prefetches_shed", s.prefetches_shed),
-        ("identities_shed", s.identities_shed),
-        ("redis_errors", s.redis_errors),
-    ]
+    fleet
+        .as_ref()
+        .map(|fleet| fleet.stats().counters().to_vec())
+        .unwrap_or_default()
 }
 
 #[cfg(not(feature = "redis"))]
@@ -411,24 +429,20 @@ fn fleet_counters(fleet: &Option<FleetHandle>) -> Vec<(&'static str, u64)> {
     }
 }
 
-/// Before the handshake: the fleet tier's prefetch, if there is one.
-#[cfg_attr(not(feature = "redis"), allow(unused_variables))]
-async fn prefetch(fleet: &Option<FleetHandle>, tcp: &TcpStream) {
-    match fleet {
-        #[cfg(feature = "redis")]
-        Some(fleet) => {
-            fleet.prefetch(tcp).await;
-        }
-        #[cfg(not(feature = "redis"))]
-        Some(never) => match *never {},
-        None => {}
-    }
+/// How connections are taken: tokio-rustls's acceptor, or the fleet's, which claims or
+/// fetches before the handshake.
+#[derive(Clone)]
+enum Acceptor {
+    Plain(TlsAcceptor),
+    #[cfg(feature = "redis")]
+    Fleet(rustls_session_cache::fleet::FleetAcceptor),
 }
 
 /// A bound echo server, ready to [`run`](Self::run).
 pub struct EchoServer {
     listener: TcpListener,
-    acceptor: TlsAcceptor,
+    tls: Arc<ServerConfig>,
+    acceptor: Acceptor,
     cache: Arc<SessionCache>,
     fleet: Arc<Option<FleetHandle>>,
     handshakes: Arc<Handshakes>,
@@ -445,7 +459,8 @@ impl EchoServer {
     ) -> std::io::Result<Self> {
         Ok(Self {
             listener: TcpListener::bind(addr).await?,
-            acceptor: TlsAcceptor::from(tls),
+            acceptor: Acceptor::Plain(TlsAcceptor::from(tls.clone())),
+            tls,
             cache,
             fleet: Arc::new(None),
             handshakes: Arc::default(),
@@ -453,10 +468,18 @@ impl EchoServer {
         })
     }
 
-    /// Prefetches for every connection through `fleet` (whose L1 should be the cache
-    /// given to [`bind`](Self::bind), and which `tls` should store sessions in).
+    /// Takes connections through `fleet`'s acceptor (`fleet`'s L1 should be the cache
+    /// given to [`bind`](Self::bind)).
     pub fn with_fleet(self, fleet: Option<FleetHandle>) -> Self {
+        let acceptor = match &fleet {
+            #[cfg(feature = "redis")]
+            Some(fleet) => Acceptor::Fleet(fleet.acceptor(self.tls.clone())),
+            #[cfg(not(feature = "redis"))]
+            Some(never) => match *never {},
+            None => self.acceptor.clone(),
+        };
         Self {
+            acceptor,
             fleet: Arc::new(fleet),
             ..self
         }
@@ -483,8 +506,22 @@ impl EchoServer {
                 }
             })
         });
+        let open = Arc::new(Semaphore::new(self.settings.max_connections));
+        let mut limit = LimitLog::default();
         tokio::pin!(shutdown);
         loop {
+            // A slot for one more connection; while none is free, nothing is accepted.
+            let slot = match open.clone().try_acquire_owned() {
+                Ok(slot) => slot,
+                Err(_) => {
+                    self.handshakes.limited.fetch_add(1, Ordering::Relaxed);
+                    limit.paused(self.settings.max_connections);
+                    tokio::select! {
+                        () = &mut shutdown => break,
+                        Some(_) = connections.join_next() => continue,
+                    }
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => break,
                 accepted = self.listener.accept() => match accepted {
@@ -497,7 +534,11 @@ impl EchoServer {
                             handshakes: self.handshakes.clone(),
                             settings: self.settings,
                         };
-                        connections.spawn(PENDING.scope(RefCell::default(), connection.serve(tcp)));
+                        let serve = PENDING.scope(RefCell::default(), connection.serve(tcp));
+                        connections.spawn(async move {
+                            serve.await;
+                            drop(slot);
+                        });
                     }
                     Err(error) => {
                         // Out of file descriptors, say: back off briefly, keep serving.
@@ -528,11 +569,38 @@ impl EchoServer {
     }
 }
 
+/// Logs pauses at the connection cap at `warn`, at most once every 10 s.
+#[derive(Default)]
+struct LimitLog {
+    last: Option<tokio::time::Instant>,
+    since: u64,
+}
+
+impl LimitLog {
+    fn paused(&mut self, max: usize) {
+        self.since += 1;
+        let now = tokio::time::Instant::now();
+        if self
+            .last
+            .is_none_or(|last| now - last >= Duration::from_secs(10))
+        {
+            warn!(
+                max_connections = max,
+                pauses = self.since,
+                "connection limit reached; accepting paused until one closes"
+            );
+            self.last = Some(now);
+            self.since = 0;
+        }
+    }
+}
+
 fn report(cache: &SessionCache, fleet: &Option<FleetHandle>, handshakes: &Handshakes) -> Report {
     Report {
         stats: cache.stats(),
         full: handshakes.full.load(Ordering::Relaxed),
         resumed: handshakes.resumed.load(Ordering::Relaxed),
+        limited: handshakes.limited.load(Ordering::Relaxed),
         fleet: fleet_counters(fleet),
     }
 }
@@ -540,7 +608,7 @@ fn report(cache: &SessionCache, fleet: &Option<FleetHandle>, handshakes: &Handsh
 /// One client's connection.
 struct Connection {
     peer: SocketAddr,
-    acceptor: TlsAcceptor,
+    acceptor: Acceptor,
     cache: Arc<SessionCache>,
     fleet: Arc<Option<FleetHandle>>,
     handshakes: Arc<Handshakes>,
@@ -550,13 +618,21 @@ struct Connection {
 impl Connection {
     /// Handshakes, logs, echoes. Whatever goes wrong ends this connection only.
     async fn serve(self, tcp: TcpStream) {
-        let peer = self.peer;
         let _ = tcp.set_nodelay(true);
-        let handshake = async {
-            prefetch(&self.fleet, &tcp).await;
-            self.acceptor.accept(tcp).await
-        };
-        let tls = match timeout(self.settings.handshake_timeout, handshake).await {
+        let limit = self.settings.handshake_timeout;
+        match self.acceptor.clone() {
+            Acceptor::Plain(acceptor) => self.serve_tls(timeout(limit, acceptor.accept(tcp))).await,
+            #[cfg(feature = "redis")]
+            Acceptor::Fleet(acceptor) => self.serve_tls(timeout(limit, acceptor.accept(tcp))).await,
+        }
+    }
+
+    async fn serve_tls<IO: AsyncRead + AsyncWrite + Unpin>(
+        self,
+        handshake: impl Future<Output = Result<std::io::Result<TlsStream<IO>>, Elapsed>>,
+    ) {
+        let peer = self.peer;
+        let tls = match handshake.await {
             Ok(Ok(tls)) => tls,
             Ok(Err(error)) => return debug!(%peer, %error, "handshake failed"),
             Err(_) => return debug!(%peer, "handshake timed out"),
@@ -584,7 +660,10 @@ impl Connection {
         }
     }
 
-    async fn echo(&self, mut tls: TlsStream<TcpStream>) -> std::io::Result<()> {
+    async fn echo<IO: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut tls: TlsStream<IO>,
+    ) -> std::io::Result<()> {
         let idle = self.settings.idle_timeout;
         let mut buf = vec![0; 16 * 1024];
         let mut lines = LineWatch::default();
@@ -601,16 +680,27 @@ impl Connection {
         timeout(idle, tls.shutdown()).await?
     }
 
-    /// The admission policy: this connection's pending sessions enter the cache.
+    /// The admission policy: this connection's pending sessions enter the cache (and,
+    /// with a fleet, Redis).
     fn admit_pending(&self) {
         let pending = PENDING
             .try_with(|pending| std::mem::take(&mut *pending.borrow_mut()))
             .unwrap_or_default();
         let admitted = pending
             .into_iter()
-            .filter(|session| self.cache.add_session(session.clone()))
+            .filter(|session| self.admit(session.clone()))
             .count();
         info!(peer = %self.peer, admitted, "client asked to be remembered");
+    }
+
+    fn admit(&self, session: Session) -> bool {
+        match &*self.fleet {
+            #[cfg(feature = "redis")]
+            Some(fleet) => fleet.add_session(session),
+            #[cfg(not(feature = "redis"))]
+            Some(never) => match *never {},
+            None => self.cache.add_session(session),
+        }
     }
 }
 

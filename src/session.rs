@@ -143,6 +143,13 @@ impl Session {
         Vec::from(core::mem::take(&mut *self.entry.value))
     }
 
+    /// The same session, created at `now`.
+    #[cfg(feature = "redis")]
+    pub(crate) fn restamped(mut self, now: i64) -> Self {
+        self.entry.stamp.created = now;
+        self
+    }
+
     pub(crate) fn created_at_nanos(mut id: Vec<u8>, mut value: Vec<u8>, created: i64) -> Self {
         let session = Self {
             id: Id(SmallVec::from_slice(&id)),

@@ -159,6 +159,13 @@ impl SessionCache {
         }
     }
 
+    /// `take` from the lookup callback alone, past the internal cache.
+    #[cfg(feature = "redis")]
+    pub(crate) fn take_from_callback(&self, id: &[u8]) -> Option<Vec<u8>> {
+        let now = self.clock.now_nanos();
+        self.resume_from_callback(id, now, Use::Take, self.mode().stores_internally())
+    }
+
     /// Asks the lookup callback. Its session is used only if its id is `id`, it is live,
     /// and it fits the size limit. For `get` it is then cached (unless `NO_INTERNAL_STORE`,
     /// with `add_session`'s rules); for `take`, `on_remove` gets it as `Taken`.

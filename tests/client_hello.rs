@@ -4,9 +4,9 @@
 
 mod common;
 
-use common::hello::{MAX_RECORD, client_hello};
+use common::hello::{MAX_RECORD, SUITES, client_hello};
 use proptest::prelude::*;
-use rustls_session_cache::fleet::client_hello::{MAX_CLIENT_HELLO, Parsed, ResumptionOffer, parse};
+use rustls_session_cache::fleet::client_hello::{MAX_CLIENT_HELLO, Parsed, parse};
 
 #[test]
 fn reads_the_session_id_and_identities() {
@@ -21,8 +21,9 @@ fn reads_the_session_id_and_identities() {
 }
 
 #[test]
-fn reads_a_thousand_identities_and_refuses_more_than_fit() {
-    let ids: Vec<Vec<u8>> = (0..1000u16).map(|n| n.to_be_bytes().repeat(4)).collect();
+fn reads_three_hundred_identities_and_refuses_more_than_fit() {
+    // With their 33-byte binders, 300 8-byte identities fit in 16 KiB; 1000 do not.
+    let ids: Vec<Vec<u8>> = (0..300u16).map(|n| n.to_be_bytes().repeat(4)).collect();
     let hello = client_hello(&[], &ids, true, MAX_RECORD);
     assert!(
         hello.len() < MAX_CLIENT_HELLO,
@@ -34,7 +35,7 @@ fn reads_a_thousand_identities_and_refuses_more_than_fit() {
     };
     assert_eq!(offer.identities, ids);
     assert_eq!(offer.session_id, None);
-    let too_many: Vec<Vec<u8>> = (0..2000u16).map(|n| n.to_be_bytes().repeat(4)).collect();
+    let too_many: Vec<Vec<u8>> = (0..1000u16).map(|n| n.to_be_bytes().repeat(4)).collect();
     let huge = client_hello(&[], &too_many, true, MAX_RECORD);
     assert_eq!(parse(&huge), Parsed::Invalid("ClientHello too large"));
 }
@@ -47,6 +48,53 @@ fn joins_a_hello_split_across_records() {
     };
     assert_eq!(offer.session_id, Some(vec![3; 32]));
     assert!(!offer.offers_tls13);
+}
+
+/// rustls's record layer takes any `0x03XX` version and the few others it names; so
+/// does the parser, and nothing else.
+#[test]
+fn reads_records_in_every_version_rustls_takes() {
+    let hello = client_hello(&[3; 32], &[vec![4; 32]], true, MAX_RECORD);
+    for version in [
+        0x0300u16, 0x0301, 0x0303, 0x03ff, 0x0002, 0xfeff, 0xfefd, 0xfefc,
+    ] {
+        let mut framed = hello.clone();
+        framed[1..3].copy_from_slice(&version.to_be_bytes());
+        assert!(
+            matches!(parse(&framed), Parsed::Complete(_)),
+            "{version:#06x}"
+        );
+    }
+    for version in [0x0200u16, 0x0400, 0x0000, 0xfefe] {
+        let mut framed = hello.clone();
+        framed[1..3].copy_from_slice(&version.to_be_bytes());
+        assert_eq!(
+            parse(&framed),
+            Parsed::Invalid("not a TLS record"),
+            "{version:#06x}"
+        );
+    }
+}
+
+#[test]
+fn reads_records_up_to_the_longest_rustls_takes() {
+    // A record of 16 KiB + 2 KiB - 1 bytes: a ClientHello, then more handshake bytes.
+    // rustls reads such a record (its limit is exclusive); one byte more, it does not.
+    let hello = client_hello(&[3; 32], &[], true, MAX_RECORD);
+    let longest = 16 * 1024 + 2048 - 1;
+    for (len, whole) in [(longest, true), (longest + 1, false)] {
+        let mut record = vec![22, 3, 1];
+        record.extend_from_slice(&(len as u16).to_be_bytes());
+        record.extend_from_slice(&hello[5..]);
+        record.resize(5 + len, 0);
+        match parse(&record) {
+            Parsed::Complete(_) => assert!(whole, "{len}"),
+            other => assert_eq!(
+                (other, whole),
+                (Parsed::Invalid("bad record length"), false)
+            ),
+        }
+    }
 }
 
 #[test]
@@ -105,16 +153,17 @@ proptest! {
         for cut in [0, 1, 4, 5, hello.len() / 2, hello.len() - 1] {
             prop_assert_eq!(parse(&hello[..cut]), Parsed::Incomplete);
         }
-        let expected = ResumptionOffer {
-            session_id: (!session_id.is_empty()).then(|| session_id.clone()),
-            identities: ids.clone(),
-            offers_tls13: tls13,
+        let Parsed::Complete(offer) = parse(&hello) else {
+            return Err(TestCaseError::fail(format!("{:?}", parse(&hello))));
         };
-        prop_assert_eq!(parse(&hello), Parsed::Complete(expected.clone()));
+        prop_assert_eq!(&offer.session_id, &(!session_id.is_empty()).then(|| session_id.clone()));
+        prop_assert_eq!(&offer.identities, &ids);
+        prop_assert_eq!(offer.offers_tls13, tls13);
+        prop_assert_eq!(&offer.cipher_suites[..], &SUITES[..]);
         // Bytes after the ClientHello (the client's next flight) change nothing.
         let mut more = hello.clone();
         more.extend_from_slice(&[23, 3, 3, 0, 1, 0]);
-        prop_assert_eq!(parse(&more), Parsed::Complete(expected));
+        prop_assert_eq!(parse(&more), Parsed::Complete(offer));
     }
 }
 

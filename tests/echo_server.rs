@@ -291,3 +291,39 @@ async fn shutdown_waits_for_open_connections_within_the_grace_period() {
     assert!(started.elapsed() < Duration::from_secs(3));
     assert_eq!(report.full, 1);
 }
+
+/// Past `max_connections` open connections the server stops accepting: a further client
+/// gets no handshake until one closes, then it does; the pause is counted.
+#[tokio::test]
+async fn past_max_connections_accepting_waits_until_one_closes() {
+    let cache = SessionCache::new(64);
+    let settings = Settings {
+        max_connections: 2,
+        ..Settings::default()
+    };
+    let server = Running::start(cache, TlsVersions::Both, settings).await;
+    let client = connector(TLS13);
+    let name = || ServerName::try_from("localhost").unwrap();
+    let mut open = Vec::new();
+    for _ in 0..2 {
+        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        open.push(client.connect(name(), tcp).await.unwrap());
+    }
+    // The kernel completes the TCP connect; the server does not accept it yet.
+    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let third = tokio::spawn({
+        let client = client.clone();
+        async move { client.connect(name(), tcp).await.map(|_| ()) }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!third.is_finished(), "a third handshake while two are open");
+    let mut closing = open.pop().unwrap();
+    closing.shutdown().await.unwrap();
+    drop(closing);
+    let done = tokio::time::timeout(Duration::from_secs(5), third).await;
+    assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
+    drop(open);
+    let report = server.stop().await;
+    assert!(report.limited >= 1, "{report:?}");
+    assert_eq!(report.full, 3);
+}

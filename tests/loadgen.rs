@@ -36,6 +36,8 @@ fn one_at_a_time_every_connection_after_the_first_resumes() {
         assert_eq!(report["errors"], 0, "{report}");
         assert_eq!(report["asked_to_resume"], 40, "{report}");
         assert_eq!(report["resumed"], 39, "TLS {tls}: {report}");
+        assert_eq!(report["offered"], 39, "all but the first: {report}");
+        assert_eq!(report["resumed_of_offered"], 39, "{report}");
         let latency = &report["handshake_ms"];
         let (p50, p99, max) = (
             latency["p50"].as_f64(),
@@ -46,7 +48,7 @@ fn one_at_a_time_every_connection_after_the_first_resumes() {
     }
     let (status, stats, _) = server.terminate();
     assert!(status.success());
-    assert!(stats.ends_with(" full=2 resumed=78"), "{stats}");
+    assert!(stats.contains(" full=2 resumed=78 "), "{stats}");
 }
 
 #[test]
@@ -74,6 +76,35 @@ fn the_resume_share_is_what_is_asked_and_big_payloads_echo() {
         (none["asked_to_resume"].as_u64(), none["resumed"].as_u64()),
         (Some(0), Some(0))
     );
+}
+
+/// Each simulated client has its own store: with 10 clients taking turns, one at a time,
+/// each client's first connection offers nothing and every later one resumes.
+#[test]
+fn each_client_has_its_own_session_store() {
+    let server = EchoServer::start(&[]);
+    for tls in ["1.2", "1.3"] {
+        let report = loadgen(
+            &server,
+            &[
+                "-n",
+                "50",
+                "-c",
+                "1",
+                "--clients",
+                "10",
+                "--resume",
+                "1",
+                "--tls",
+                tls,
+            ],
+        );
+        assert_eq!(report["errors"], 0, "{report}");
+        assert_eq!(report["clients"], 10, "{report}");
+        assert_eq!(report["offered"], 40, "TLS {tls}: {report}");
+        assert_eq!(report["resumed"], 40, "TLS {tls}: {report}");
+        assert_eq!(report["offered_resumption_rate"], 1.0, "{report}");
+    }
 }
 
 #[test]

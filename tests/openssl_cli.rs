@@ -39,7 +39,7 @@ fn default_mode_resumes_tls12_and_tls13() {
     let (status, stats, logs) = server.terminate();
     assert!(status.success(), "{status}");
     assert!(stats.contains(" hits=2 misses=0 "), "{stats}");
-    assert!(stats.ends_with(" full=2 resumed=2"), "{stats}");
+    assert!(stats.ends_with(" full=2 resumed=2 limited=0"), "{stats}");
     let connections: Vec<_> = logs.iter().filter(|l| l.contains(" connection ")).collect();
     assert_eq!(connections.len(), 4, "{logs:#?}");
     for (line, (version, kind)) in connections.iter().zip([
@@ -97,7 +97,7 @@ fn off_mode_never_resumes_tls12() {
     let (_, stats, _) = server.terminate();
     assert!(stats.contains(" hits=0 misses=0 "), "{stats}");
     assert!(stats.contains(" entries=0 "), "{stats}");
-    assert!(stats.ends_with(" full=2 resumed=0"), "{stats}");
+    assert!(stats.ends_with(" full=2 resumed=0 limited=0"), "{stats}");
 }
 
 #[test]
@@ -165,6 +165,7 @@ fn bad_flags_and_files_fail_with_one_clear_line() {
     assert!(fails_with_one_line(&["--timeout", "604801"]).contains("out of range"));
     assert!(fails_with_one_line(&["--stats-interval", "-1"]).contains("'-1'"));
     assert!(fails_with_one_line(&["--no-such-flag"]).contains("--no-such-flag"));
+    assert!(fails_with_one_line(&["--max-connections", "0"]).contains("not in 1..=1000000"));
 
     let missing = fails_with_one_line(&["--cert", "/no/such/server.crt"]);
     assert!(

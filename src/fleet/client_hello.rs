@@ -1,5 +1,16 @@
-//! What a ClientHello offers to resume, read from bytes peeked off the socket: the legacy
-//! session id (TLS 1.2) and the `pre_shared_key` identities (TLS 1.3).
+//! What a ClientHello offers to resume, read from the bytes the acceptor handed rustls:
+//! the legacy session id (TLS 1.2), the `pre_shared_key` identities (TLS 1.3), and the
+//! cipher suites, which the acceptor compares with what rustls itself parsed.
+//!
+//! **Not part of the crate's API**: it is public only for the fuzz target and the
+//! property tests, and may change in any release.
+//!
+//! rustls keeps both fields to itself (`rustls::server::ClientHello` has neither), so
+//! the acceptor reads them here, from exactly the records rustls read: it follows
+//! rustls's framing (record versions, lengths, a hello split over several records), and
+//! gives up, which means a full handshake, wherever it would have to guess. Nothing this
+//! parser says can make a ticket resume that was not claimed: the claims decide that
+//! (see `fleet::claims`).
 //!
 //! A small parser of our own rather than `tls-parser`: that crate leaves the
 //! `pre_shared_key` extension as raw bytes (so the identity parsing, the part needed
@@ -10,15 +21,17 @@
 //! (`tests/client_hello.rs`).
 
 /// The largest ClientHello looked at, in bytes. Real ones are a few hundred bytes, about
-/// 1.5 KiB with a post-quantum key share; larger ones are not prefetched for (rustls then
-/// handles them as usual).
+/// 1.5 KiB with a post-quantum key share; for larger ones nothing is fetched or claimed,
+/// so they get full handshakes.
 pub const MAX_CLIENT_HELLO: usize = 16 * 1024;
 
-/// The longest a TLS record's payload may be.
-const MAX_RECORD: usize = 16 * 1024;
+/// The longest record payload rustls reads: 16 KiB plus 2 KiB, less one (rustls's
+/// `MAX_PAYLOAD` is exclusive).
+const MAX_RECORD: usize = 16 * 1024 + 2048 - 1;
 
 /// What a ClientHello offers to resume.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ResumptionOffer {
     /// The legacy session id, if not empty. A TLS 1.2 client sends the id of the session
     /// it wants to resume; a TLS 1.3 client sends random bytes here, for middleboxes.
@@ -28,10 +41,13 @@ pub struct ResumptionOffer {
     pub identities: Vec<Vec<u8>>,
     /// Whether `supported_versions` lists TLS 1.3.
     pub offers_tls13: bool,
+    /// The cipher suites, as offered.
+    pub cipher_suites: Vec<u16>,
 }
 
 /// The result of looking at the bytes received so far.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Parsed {
     /// A whole ClientHello.
     Complete(ResumptionOffer),
@@ -41,9 +57,13 @@ pub enum Parsed {
     Invalid(&'static str),
 }
 
-/// Reads the ClientHello at the start of `bytes` (TLS records, as received). Never
-/// panics; allocates only the ids it returns (and, for a ClientHello split across
+/// Reads the ClientHello at the start of `bytes` (TLS records, as rustls received them).
+/// Never panics; allocates only what it returns (and, for a ClientHello split across
 /// records, a copy of it).
+///
+/// Records are read as rustls reads them: a known record version (`0x03XX`, or one of
+/// the few others rustls names), a non-empty payload of at most 18,431 bytes, and only
+/// handshake records until the ClientHello is whole.
 ///
 /// ```
 /// use rustls_session_cache::fleet::client_hello::{parse, Parsed};
@@ -62,7 +82,7 @@ pub fn parse(bytes: &[u8]) -> Parsed {
         if header[0] != 22 {
             return Parsed::Invalid("not a handshake record");
         }
-        if header[1] != 3 {
+        if !known_record_version(u16::from_be_bytes([header[1], header[2]])) {
             return Parsed::Invalid("not a TLS record");
         }
         let len = usize::from(u16::from_be_bytes([header[3], header[4]]));
@@ -117,11 +137,16 @@ fn offer(body: &[u8]) -> Option<ResumptionOffer> {
     if suites.len() < 2 || suites.len() % 2 != 0 {
         return None;
     }
+    let cipher_suites = suites
+        .chunks_exact(2)
+        .map(|s| u16::from_be_bytes([s[0], s[1]]))
+        .collect();
     if r.vec8()?.is_empty() {
         return None; // compression methods: at least "null"
     }
     let mut offer = ResumptionOffer {
         session_id: (!session_id.is_empty()).then(|| session_id.to_vec()),
+        cipher_suites,
         ..ResumptionOffer::default()
     };
     if r.is_empty() {
@@ -158,6 +183,12 @@ fn offer(body: &[u8]) -> Option<ResumptionOffer> {
         }
     }
     Some(offer)
+}
+
+/// Whether rustls's record layer takes this record version: any `0x03XX`, and the other
+/// versions rustls names (SSLv2's `0x0002` and the three DTLS ones).
+pub(crate) fn known_record_version(version: u16) -> bool {
+    version >> 8 == 3 || matches!(version, 0x0002 | 0xfeff | 0xfefd | 0xfefc)
 }
 
 const SUPPORTED_VERSIONS: u16 = 43;

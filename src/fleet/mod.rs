@@ -3,100 +3,141 @@
 //!
 //! A per-process cache resumes about 1/N of the sessions of N servers, since a client's
 //! next connection usually reaches another server. A [`Fleet`] puts Redis behind the
-//! local [`SessionCache`]:
+//! local [`SessionCache`] (L1), and a [`FleetAcceptor`] takes connections through it:
 //!
-//! - **Two tiers.** The local cache (L1) answers every `put`, `get` and `take` rustls
-//!   makes, synchronously. Redis (L2) is only reached from async code.
-//! - **Write-behind.** A `put` lands in L1 at once and is queued, through a bounded
-//!   queue, to a task that writes it to Redis with a TTL of its remaining lifetime. A
-//!   full queue drops the write (counted); nothing ever waits for Redis in `put`.
-//! - **Prefetch.** Before the handshake, [`Fleet::prefetch`] peeks at the ClientHello
-//!   and fetches what L1 lacks, under a deadline (25 ms by default). A slow or absent
-//!   Redis makes the handshake full; it never fails it and never delays it past the
-//!   deadline.
-//! - **Single-use tickets, fleet-wide.** A TLS 1.3 ticket resumes only where its `GETDEL`
-//!   claim was won, even when L1 holds it: a ticket used on one server is refused on
-//!   every other, and the reverse.
-//! - **Encrypted at rest.** Redis only sees XChaCha20-Poly1305 ciphertexts under a fleet
-//!   key, bound to their Redis key and session id ([`FleetKeys`]).
+//! 1. **accept** ([`FleetAcceptor::accept`]): rustls reads the ClientHello; the acceptor
+//!    keeps a copy of the bytes rustls read, and takes from them the session id and the
+//!    ticket identities offered;
+//! 2. **claim or fetch**: a TLS 1.2 session L1 lacks is fetched from Redis into L1; each
+//!    TLS 1.3 ticket is *claimed*, once in the whole fleet;
+//! 3. **store**: rustls finishes the handshake against the fleet, which answers from L1
+//!    (TLS 1.2) and from the connection's claims (TLS 1.3). New sessions land in L1 at
+//!    once, and reach Redis from a write-behind queue.
 //!
 //! ```no_run
 //! use std::sync::Arc;
 //! use rustls_session_cache::SessionCache;
 //! use rustls_session_cache::fleet::{Fleet, FleetKeys};
 //!
-//! # async fn run(mut config: rustls::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+//! # async fn run(config: rustls::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
 //! let fleet = Fleet::builder(SessionCache::new(20_480))
 //!     .redis_url("redis://127.0.0.1:6379")
 //!     .prefix("myservice")
 //!     .keys(FleetKeys::from_file("/etc/myservice/fleet.keys")?)
 //!     .build()?;
-//! config.session_storage = fleet.clone();
-//! let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+//! let acceptor = fleet.acceptor(Arc::new(config)); // the fleet becomes its session store
 //! let listener = tokio::net::TcpListener::bind("0.0.0.0:443").await?;
 //! loop {
 //!     let (tcp, _) = listener.accept().await?;
-//!     let (fleet, acceptor) = (fleet.clone(), acceptor.clone());
+//!     let acceptor = acceptor.clone();
 //!     tokio::spawn(async move {
-//!         fleet.prefetch(&tcp).await; // before rustls reads the ClientHello
 //!         let _tls = acceptor.accept(tcp).await;
 //!     });
 //! }
 //! # }
 //! ```
 //!
+//! # Single use, exactly
+//!
+//! A TLS 1.3 ticket resumes at most once in the whole fleet, whichever servers it is
+//! offered to, however often, in whatever framing. This is what makes 0-RTT data
+//! replay-safe with stateful tickets. It holds by construction:
+//!
+//! - `Fleet::take`, which rustls calls to resume a ticket, never reads L1 or Redis. It
+//!   hands out only a ticket the acceptor *claimed* for the connection being
+//!   handshaken, and each claim once.
+//! - A claim is won by a `GETDEL` that returned the ticket (Redis runs it atomically:
+//!   of all the servers asking, one gets the value), or locally, for a ticket issued
+//!   here whose write to Redis had not been sent: the write is cancelled, so no other
+//!   server can ever see it. A write already being sent is waited for before the
+//!   `GETDEL`, so the `SET` is ahead of it in Redis.
+//!
+//! Every other way ends in a full handshake: a connection accepted without a
+//! [`FleetAcceptor`], a ClientHello the acceptor cannot follow (or whose offer is not
+//! the one rustls parsed), a claim lost to another server, a ticket over the per-hello
+//! cap, a lookup shed because too many are waiting, a Redis that is slow, down or
+//! partitioned away, and a ticket whose write never landed.
+//!
+//! What it does not cover: a ticket handed out by the lookup callback (then single use
+//! is the callback's job, as with [`SessionCache`]), and sessions under a
+//! `ServerConfig::ticketer` (stateless tickets never touch the store; rustls refuses
+//! 0-RTT with them). TLS 1.2 sessions are multi-use by design.
+//!
+//! # Cache modes, fleet-wide
+//!
+//! The L1 cache's [`CacheMode`](crate::CacheMode) governs Redis too:
+//! - `SERVER` (default): new sessions go to L1 and to Redis;
+//! - `NO_INTERNAL_STORE`: new sessions go to `on_new_session` only; the ones the
+//!   application admits with [`Fleet::add_session`] go to L1 and Redis;
+//! - `NO_INTERNAL_LOOKUP`: nothing resumes from L1 or Redis (nothing is fetched or
+//!   claimed), only through the lookup callback;
+//! - `OFF` (no `SERVER`): new sessions are stored nowhere.
+//!
+//! `put` returns what [`SessionCache`] returns for the same mode: for TLS 1.3, whether
+//! rustls issues the ticket.
+//!
 //! # When Redis is unreachable or partitioned
 //!
-//! - **Handshakes** go on, bounded by the deadline: each prefetch waits at most that
-//!   long, then the handshake runs against L1 alone.
-//! - **TLS 1.3 tickets** do not resume anywhere a claim cannot be made: every ticket
-//!   offered is removed from L1 unless its `GETDEL` was answered with it. So a ticket is
-//!   used at most once in the whole fleet, partition or not, and during the partition
-//!   TLS 1.3 handshakes are full. When a server and Redis can talk again, tickets written
-//!   before (and still within their TTL) resume again.
-//! - **TLS 1.2 sessions** still resume from L1 on the server that made them (they are
-//!   multi-use by design); other servers cannot fetch them until Redis is back.
+//! - **Handshakes** go on, bounded by the fetch deadline: each waits at most that
+//!   long, then runs against L1 and its claims.
+//! - **TLS 1.3 tickets** resume only where a claim is won: a ticket issued here and not
+//!   yet sent to Redis still resumes here, once; the others give full handshakes. When a
+//!   server and Redis can talk again, tickets written before (and still within their
+//!   TTL) resume again.
+//! - **TLS 1.2 sessions** still resume from L1 on the server that made them; other
+//!   servers cannot fetch them until Redis is back.
 //! - **New sessions** still land in L1; their writes fail, or fill the queue and are
-//!   dropped, all counted. Those sessions then resume only on the server that made them
-//!   (TLS 1.2), or nowhere (TLS 1.3: no claim can ever be won for a ticket never
-//!   written).
+//!   dropped, all counted.
 //! - **The server starts** with Redis down, connects when it comes up, and reconnects by
-//!   itself. Redis trouble is logged at `warn` at most every 10 s per kind.
-//!
-//! The guarantee needs every connection to pass through [`Fleet::prefetch`]: a handshake
-//! that skips it resumes TLS 1.3 tickets from L1 without a claim.
+//!   itself. Redis trouble is logged at `warn` at most every 10 s.
 
-mod client;
+mod accept;
+mod builder;
+mod claims;
+#[doc(hidden)]
 pub mod client_hello;
 mod codec;
-mod prefetch;
+mod fetch;
+mod stats;
+mod store;
+mod tap;
+mod write_behind;
 
 use core::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::ConnectionManagerConfig;
+use rustls::ServerConfig;
 use rustls::server::StoresServerSessions;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::Semaphore;
 
-use self::client::{L2, write_behind};
+pub use self::accept::FleetAcceptor;
+pub use self::builder::{DEFAULT_FETCH_DEADLINE, DEFAULT_HELLO_TIMEOUT, FleetBuilder, FleetError};
 pub use self::codec::{FleetKeys, KeyFileError};
-pub use self::prefetch::Prefetch;
-use crate::cache::SessionCache;
+pub use self::fetch::Prepared;
+use self::stats::Counters;
+pub use self::stats::FleetStats;
+use self::store::Store;
+pub use self::tap::HelloTap;
+use self::write_behind::WriteQueue;
+use crate::cache::{SessionCache, Stored};
 use crate::session::Session;
-use crate::stats::{CacheStats, bump};
+use crate::stats::bump;
 
-/// The default prefetch deadline: how long a handshake may wait for Redis.
-pub const DEFAULT_PREFETCH_DEADLINE: Duration = Duration::from_millis(25);
+/// How long [`Fleet::remove_session`] waits for Redis.
+const REMOVE_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// A session cache shared by a fleet of servers: a local [`SessionCache`] (L1) in front
-/// of Redis (L2). Plug it into `ServerConfig::session_storage` and call
-/// [`prefetch`](Fleet::prefetch) with every connection. See the [module docs](self).
+/// of Redis (L2). Take connections with its [`acceptor`](Fleet::acceptor). See the
+/// [module docs](self).
 pub struct Fleet {
+    /// Tells this fleet's claims from another's in the same process.
+    id: u64,
     l1: Arc<SessionCache>,
-    l2: Arc<L2>,
-    writes: mpsc::Sender<Session>,
+    store: Store,
+    keys: Arc<FleetKeys>,
+    counters: Arc<Counters>,
+    writes: Arc<WriteQueue>,
     in_flight: Semaphore,
     config: Config,
 }
@@ -106,24 +147,18 @@ struct Config {
     deadline: Duration,
     hello_timeout: Duration,
     max_identities: usize,
-    tls13: bool,
 }
 
 impl Fleet {
     /// A builder for a fleet tier in front of `l1`.
     pub fn builder(l1: Arc<SessionCache>) -> FleetBuilder {
-        FleetBuilder {
-            l1,
-            url: "redis://127.0.0.1:6379".into(),
-            prefix: "rsc".into(),
-            keys: None,
-            deadline: DEFAULT_PREFETCH_DEADLINE,
-            hello_timeout: Duration::from_secs(5),
-            max_identities: 4,
-            max_in_flight: 512,
-            queue: 8192,
-            tls13: true,
-        }
+        FleetBuilder::new(l1)
+    }
+
+    /// An acceptor for connections served with `config`, whose session store it makes
+    /// this fleet (on a copy of `config`, if its store is another).
+    pub fn acceptor(self: &Arc<Self>, config: Arc<ServerConfig>) -> FleetAcceptor {
+        FleetAcceptor::new(self.clone(), config)
     }
 
     /// The local cache.
@@ -131,66 +166,103 @@ impl Fleet {
         &self.l1
     }
 
+    /// Adds a session the application holds, to L1 (with
+    /// [`SessionCache::add_session`]'s rules and return value) and, unless L1 refused it
+    /// as oversized, to Redis, through the write-behind queue. This is how sessions
+    /// reach the fleet under `NO_INTERNAL_STORE`.
+    pub fn add_session(&self, session: Session) -> bool {
+        let session = match self.l1.mode().updates_time() {
+            true => session.restamped(self.l1.clock.now_nanos()),
+            false => session,
+        };
+        let stored = self.l1.insert(session.clone(), false);
+        if stored != Stored::Refused {
+            self.queue(session);
+        }
+        stored == Stored::Changed
+    }
+
+    /// Removes the session with this id everywhere: from L1, from the write queue, and
+    /// from Redis (after any write of it being sent has landed). Returns whether it was
+    /// found in any of them.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Redis`] or [`FleetError::Timeout`] (after 2 s) if Redis could not be
+    /// asked; the session is gone from L1 and the queue all the same.
+    pub async fn remove_session(&self, id: &[u8]) -> Result<bool, FleetError> {
+        let in_l1 = self.l1.remove_session(id);
+        let pending = self.writes.cancel(id);
+        if let Some(batch) = pending.sending {
+            let landed = tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(batch));
+            landed.await.map_err(|_| FleetError::Timeout)?;
+        }
+        let queued = pending.cancelled.is_some();
+        if queued {
+            bump(&self.counters.writes_cancelled);
+        }
+        let key = self.store.key(id);
+        let in_redis = tokio::time::timeout(REMOVE_TIMEOUT, self.store.delete(&key))
+            .await
+            .map_err(|_| FleetError::Timeout)?
+            .map_err(FleetError::redis)?;
+        Ok(in_l1 || queued || in_redis)
+    }
+
     /// A snapshot of both tiers' statistics.
     pub fn stats(&self) -> FleetStats {
-        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        let c = &self.l2.counters;
-        FleetStats {
-            l1: self.l1.stats(),
-            l2_hits: read(&c.l2_hits),
-            l2_misses: read(&c.l2_misses),
-            claims_won: read(&c.claims_won),
-            claims_lost: read(&c.claims_lost),
-            writes_queued: read(&c.writes_queued),
-            writes_written: read(&c.writes_written),
-            writes_dropped: read(&c.writes_dropped),
-            decrypt_failures: read(&c.decrypt_failures),
-            prefetch_timeouts: read(&c.prefetch_timeouts),
-            prefetches_shed: read(&c.prefetches_shed),
-            identities_shed: read(&c.identities_shed),
-            redis_errors: read(&c.redis_errors),
-        }
+        self.counters.snapshot(self.l1.stats(), self.writes.len())
+    }
+
+    /// Queues `session` for Redis; counts a full queue as a dropped write.
+    fn queue(&self, session: Session) {
+        let counter = match self.writes.push(session) {
+            true => &self.counters.writes_queued,
+            false => &self.counters.writes_dropped,
+        };
+        bump(counter);
     }
 }
 
 impl StoresServerSessions for Fleet {
-    /// Stores in L1 as [`SessionCache`] does, and queues the session for Redis when the
-    /// mode caches new sessions. Returns whether either took it.
+    /// As [`SessionCache`]'s `put`, with the same return value; a session L1 stored is
+    /// also queued for Redis. Under `NO_INTERNAL_STORE` nothing is queued: the
+    /// application admits sessions with [`Fleet::add_session`].
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let mode = self.l1.mode();
-        if !mode.caches_new_sessions() {
+        if !(mode.caches_new_sessions() && mode.stores_internally()) {
             return self.l1.put(key, value);
         }
-        // One session for both tiers: L1 takes it, Redis gets a copy, unless it is too
-        // large for L1 (which refuses it, counted), in which case neither does.
+        // One session for both tiers: L1 takes it, Redis gets a copy.
         let now = self.l1.clock.now_nanos();
         let session = Session::created_at_nanos(key, value, now);
         let for_redis = (session.len() <= self.l1.max_session_size()).then(|| session.clone());
         let stored = self.l1.put_session(session, mode, now);
-        let Some(for_redis) = for_redis else {
-            return stored;
-        };
-        let queued = match self.writes.try_send(for_redis) {
-            Ok(()) => {
-                bump(&self.l2.counters.writes_queued);
-                true
-            }
-            Err(_) => {
-                bump(&self.l2.counters.writes_dropped);
-                false
-            }
-        };
-        stored || queued
+        if stored && let Some(session) = for_redis {
+            self.queue(session);
+        }
+        stored
     }
 
-    /// From L1, where [`Fleet::prefetch`] put what Redis had.
+    /// TLS 1.2 resumption: from L1, where the acceptor put what Redis had.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.l1.get(key)
     }
 
-    /// From L1, where [`Fleet::prefetch`] put the tickets whose claims it won.
+    /// TLS 1.3 resumption: only a ticket the acceptor claimed for this connection, once.
+    /// Never from L1 or Redis directly; without a claim, only the lookup callback is
+    /// asked. Under `NO_INTERNAL_LOOKUP`, as [`SessionCache`]: the callback alone.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.l1.take(key)
+        if !self.l1.mode().looks_up_internally() {
+            return self.l1.take(key);
+        }
+        match claims::redeem(self.id, key) {
+            Some(mut ticket) => {
+                bump(&self.counters.claims_redeemed);
+                Some(ticket.take_value())
+            }
+            None => self.l1.take_from_callback(key),
+        }
     }
 
     fn can_cache(&self) -> bool {
@@ -198,223 +270,19 @@ impl StoresServerSessions for Fleet {
     }
 }
 
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // The writer finishes what is queued, then ends.
+        self.writes.close();
+    }
+}
+
 impl fmt::Debug for Fleet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Fleet")
             .field("l1", &self.l1)
-            .field("keys", &self.l2.keys)
+            .field("keys", &self.keys)
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// Configures a [`Fleet`].
-#[must_use]
-pub struct FleetBuilder {
-    l1: Arc<SessionCache>,
-    url: String,
-    prefix: String,
-    keys: Option<FleetKeys>,
-    deadline: Duration,
-    hello_timeout: Duration,
-    max_identities: usize,
-    max_in_flight: usize,
-    queue: usize,
-    tls13: bool,
-}
-
-impl FleetBuilder {
-    /// Where Redis is; default `redis://127.0.0.1:6379`. `rediss://` (TLS) needs the
-    /// `redis` crate's TLS feature in your build, e.g. `tokio-rustls-comp`.
-    pub fn redis_url(self, url: impl Into<String>) -> Self {
-        Self {
-            url: url.into(),
-            ..self
-        }
-    }
-
-    /// The prefix of every Redis key, `PREFIX:hex(id)`; default `rsc`. Fleets that must
-    /// not share sessions need different prefixes (or different keys).
-    pub fn prefix(self, prefix: impl Into<String>) -> Self {
-        Self {
-            prefix: prefix.into(),
-            ..self
-        }
-    }
-
-    /// The fleet's encryption keys. Required.
-    pub fn keys(self, keys: FleetKeys) -> Self {
-        Self {
-            keys: Some(keys),
-            ..self
-        }
-    }
-
-    /// How long a prefetch may wait for Redis; default
-    /// [`DEFAULT_PREFETCH_DEADLINE`]. Must not be zero.
-    pub fn prefetch_deadline(self, deadline: Duration) -> Self {
-        Self { deadline, ..self }
-    }
-
-    /// How long a prefetch waits for a whole ClientHello; default 5 s.
-    pub fn hello_timeout(self, timeout: Duration) -> Self {
-        Self {
-            hello_timeout: timeout,
-            ..self
-        }
-    }
-
-    /// The most TLS 1.3 tickets claimed per ClientHello; default 4. Clients offer one,
-    /// so more are likely hostile: the rest are shed (counted, and refused in L1).
-    pub fn max_identities(self, n: usize) -> Self {
-        Self {
-            max_identities: n,
-            ..self
-        }
-    }
-
-    /// The most prefetches waiting on Redis at once; default 512. Beyond that a prefetch
-    /// is shed (counted) and its handshake is full. Must not be zero.
-    pub fn max_in_flight(self, n: usize) -> Self {
-        Self {
-            max_in_flight: n,
-            ..self
-        }
-    }
-
-    /// The write-behind queue's length; default 8192. Must not be zero.
-    pub fn write_queue(self, n: usize) -> Self {
-        Self { queue: n, ..self }
-    }
-
-    /// Whether the servers offer TLS 1.3; default `true`. When they do, a ClientHello
-    /// that offers TLS 1.3 carries a random legacy session id, not a TLS 1.2 session to
-    /// fetch.
-    pub fn tls13(self, enabled: bool) -> Self {
-        Self {
-            tls13: enabled,
-            ..self
-        }
-    }
-
-    /// Checks the configuration, and starts the write-behind task on the current tokio
-    /// runtime. Redis need not be up: the connection is made when first needed, and
-    /// again whenever it is lost.
-    ///
-    /// # Errors
-    ///
-    /// [`FleetError`] for missing keys, a malformed Redis URL, a zero limit, or no tokio
-    /// runtime to run on.
-    pub fn build(self) -> Result<Arc<Fleet>, FleetError> {
-        let keys = self.keys.ok_or(FleetError::NoKeys)?;
-        for (value, name) in [
-            (self.queue, "write_queue"),
-            (self.max_in_flight, "max_in_flight"),
-            (self.deadline.as_nanos() as usize, "prefetch_deadline"),
-        ] {
-            if value == 0 {
-                return Err(FleetError::Zero(name));
-            }
-        }
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
-        let client = redis::Client::open(self.url.as_str())
-            .map_err(|e| FleetError::RedisUrl(e.to_string()))?;
-        let wait = self.deadline.max(Duration::from_millis(200));
-        let manager_config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(wait))
-            .set_response_timeout(Some(Duration::from_secs(1)))
-            .set_number_of_retries(2)
-            .set_max_delay(Duration::from_secs(1));
-        let conn = {
-            let _entered = runtime.enter();
-            client
-                .get_connection_manager_lazy(manager_config)
-                .map_err(|e| FleetError::RedisUrl(e.to_string()))?
-        };
-        let l2 = Arc::new(L2::new(conn, self.prefix, keys));
-        let (writes, queue) = mpsc::channel(self.queue);
-        runtime.spawn(write_behind(l2.clone(), self.l1.clone(), queue));
-        Ok(Arc::new(Fleet {
-            l1: self.l1,
-            l2,
-            writes,
-            in_flight: Semaphore::new(self.max_in_flight),
-            config: Config {
-                deadline: self.deadline,
-                hello_timeout: self.hello_timeout,
-                max_identities: self.max_identities,
-                tls13: self.tls13,
-            },
-        }))
-    }
-}
-
-impl fmt::Debug for FleetBuilder {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("FleetBuilder")
-            .field("prefix", &self.prefix)
-            .field("keys", &self.keys)
-            .field("deadline", &self.deadline)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A fleet configuration that cannot work.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FleetError {
-    /// No [`FleetKeys`]: sessions are never stored in Redis unencrypted.
-    NoKeys,
-    /// The Redis URL could not be used.
-    RedisUrl(String),
-    /// A limit that must not be zero was zero.
-    Zero(&'static str),
-    /// `build` was called outside a tokio runtime.
-    NoRuntime,
-}
-
-impl fmt::Display for FleetError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::NoKeys => f.write_str("the fleet tier needs encryption keys (FleetKeys)"),
-            Self::RedisUrl(e) => write!(f, "bad Redis URL: {e}"),
-            Self::Zero(name) => write!(f, "{name} must not be zero"),
-            Self::NoRuntime => f.write_str("the fleet tier must be built inside a tokio runtime"),
-        }
-    }
-}
-
-impl std::error::Error for FleetError {}
-
-/// A snapshot of both tiers' counters.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct FleetStats {
-    /// The local cache's.
-    pub l1: CacheStats,
-    /// Sessions fetched from Redis and used (TLS 1.2 fetches and TLS 1.3 claims won).
-    pub l2_hits: u64,
-    /// Sessions looked for in Redis and not found (or expired, or failing to open).
-    pub l2_misses: u64,
-    /// TLS 1.3 tickets claimed with `GETDEL`.
-    pub claims_won: u64,
-    /// TLS 1.3 tickets held in L1 whose claim was lost (another server used them, or
-    /// they were never written): refused.
-    pub claims_lost: u64,
-    /// Writes queued for Redis.
-    pub writes_queued: u64,
-    /// Writes Redis acknowledged.
-    pub writes_written: u64,
-    /// Writes dropped: the queue was full, or Redis failed or timed out.
-    pub writes_dropped: u64,
-    /// Entries in Redis that did not authenticate under any key: treated as misses.
-    pub decrypt_failures: u64,
-    /// Prefetches that Redis did not answer within the deadline.
-    pub prefetch_timeouts: u64,
-    /// Prefetches not made because too many were in flight.
-    pub prefetches_shed: u64,
-    /// TLS 1.3 identities not claimed: over the per-hello cap, too long, or shed.
-    pub identities_shed: u64,
-    /// Redis errors (failed commands), of every kind.
-    pub redis_errors: u64,
 }

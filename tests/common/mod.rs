@@ -6,6 +6,7 @@ pub mod hello;
 pub mod process;
 #[cfg(feature = "redis")]
 pub mod redis;
+pub mod reframe;
 
 use std::ops::DerefMut;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -1,0 +1,251 @@
+//! Claim or fetch: what the acceptor does with a ClientHello's offer before rustls sees
+//! it, and what it did ([`Prepared`]).
+//!
+//! - A TLS 1.2 session id that L1 lacks is fetched with `GET` into L1 (TLS 1.2 sessions
+//!   are multi-use: nothing to claim).
+//! - Each TLS 1.3 ticket offered (up to the cap) is *claimed*: locally, by cancelling
+//!   its write if it was issued here and not yet sent; else in Redis with `GETDEL`,
+//!   after the write of the same ticket, if one is being sent, has landed. A ticket
+//!   claimed goes into the connection's [`Claims`], and nowhere else: L1's copy is
+//!   removed. A claim lost or never made leaves nothing to resume with.
+//!
+//! Everything that goes to Redis goes in one pipeline, bounded by the fetch deadline and
+//! by the cap on connections waiting at once. A slow, absent or shedding Redis makes the
+//! handshake full; it never fails it, and never delays it past the deadline.
+
+use tokio::time::timeout;
+
+use super::Fleet;
+use super::claims::Claims;
+use super::client_hello::{Parsed, ResumptionOffer, parse};
+use super::store::Read;
+use super::write_behind::Pending;
+use crate::callbacks::RemovalCause;
+use crate::session::Session;
+use crate::stats::{add, bump};
+
+/// The longest identity claimed; longer ones are shed. rustls's tickets are 32 bytes.
+const MAX_IDENTITY_LEN: usize = 255;
+
+/// What the fleet did for one connection before its handshake.
+///
+/// ```no_run
+/// # async fn serve(
+/// #     acceptor: rustls_session_cache::fleet::FleetAcceptor,
+/// #     tcp: tokio::net::TcpStream,
+/// # ) -> std::io::Result<()> {
+/// let tls = acceptor.accept(tcp).await?;
+/// let prepared = tls.get_ref().0.prepared();
+/// println!("claimed {} ticket(s), fetched {}", prepared.claimed, prepared.fetched);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Prepared {
+    /// Whether the acceptor read the offer from the ClientHello. `false` when it could
+    /// not follow the hello (then nothing was fetched or claimed), or the mode had it not
+    /// look (`NO_INTERNAL_LOOKUP`).
+    pub followed: bool,
+    /// TLS 1.2 sessions fetched from Redis into L1.
+    pub fetched: usize,
+    /// TLS 1.3 tickets claimed, in Redis or locally: at most this many can resume.
+    pub claimed: usize,
+    /// Of those, the ones claimed locally, by cancelling their write.
+    pub claimed_locally: usize,
+    /// TLS 1.3 tickets this server held whose claim was lost.
+    pub claims_lost: usize,
+    /// Identities not looked up: over the cap, too long, or with the whole lookup shed.
+    pub shed: usize,
+    /// Whether Redis did not answer in time (or at all).
+    pub timed_out: bool,
+}
+
+/// What each read in the pipeline was for.
+enum Asked {
+    /// A TLS 1.2 session, for L1.
+    Session(Vec<u8>),
+    /// A TLS 1.3 ticket, to claim.
+    Ticket(Vec<u8>),
+}
+
+impl Fleet {
+    /// The offer in the hello rustls read, if the acceptor can follow it: the recorded
+    /// bytes parse, and their cipher suites are the ones rustls parsed.
+    pub(crate) fn read_offer(
+        &self,
+        recorded: Option<&[u8]>,
+        rustls_suites: &[u16],
+    ) -> Option<ResumptionOffer> {
+        let why = match recorded.map(parse) {
+            Some(Parsed::Complete(offer)) if offer.cipher_suites == rustls_suites => {
+                return Some(offer);
+            }
+            Some(Parsed::Complete(_)) => "the offer read is not the one rustls parsed",
+            Some(Parsed::Invalid(why)) => why,
+            Some(_) => "the ClientHello read is incomplete",
+            None => "the ClientHello is larger than the acceptor keeps",
+        };
+        bump(&self.counters.hellos_unparsed);
+        tracing::debug!(why, "ClientHello not followed; its handshake will be full");
+        None
+    }
+
+    /// Claims the tickets and fetches the session `offer` names, for a server that will
+    /// negotiate TLS 1.3 with a client offering it if `tls13`, and resume TLS 1.3 tickets
+    /// from this store if `claim_tickets`.
+    pub(crate) async fn claim_or_fetch(
+        &self,
+        offer: ResumptionOffer,
+        tls13: bool,
+        claim_tickets: bool,
+    ) -> (Claims, Prepared) {
+        let mut claims = Claims::new(self.id);
+        let mut report = Prepared {
+            followed: true,
+            ..Prepared::default()
+        };
+        let will_be_tls13 = offer.offers_tls13 && tls13;
+        let mut reads = Vec::new();
+        let mut asked = Vec::new();
+        // A TLS 1.3 client sends a random legacy session id; it names no session.
+        if let Some(id) = offer.session_id
+            && !will_be_tls13
+            && !self.l1.contains(&id)
+        {
+            reads.push(Read::Get(self.store.key(&id)));
+            asked.push(Asked::Session(id));
+        }
+        // The batch to wait for before any `GETDEL`, if a ticket's write is being sent.
+        let mut wait_for = None;
+        let identities = if will_be_tls13 && claim_tickets {
+            offer.identities
+        } else {
+            Vec::new()
+        };
+        for identity in identities {
+            if report.claimed + asked.len() >= self.config.max_identities
+                || identity.len() > MAX_IDENTITY_LEN
+            {
+                report.shed += 1;
+                continue;
+            }
+            let pending = self.writes.cancel(&identity);
+            if pending.cancelled.is_some() {
+                bump(&self.counters.writes_cancelled);
+            }
+            match pending {
+                // Issued here and never sent: no other server can have it.
+                Pending {
+                    cancelled: Some(ticket),
+                    sending: None,
+                } => {
+                    self.forget_ticket(&identity);
+                    if !self.expired(&ticket) {
+                        bump(&self.counters.claims_local);
+                        report.claimed += 1;
+                        report.claimed_locally += 1;
+                        claims.won(ticket);
+                    }
+                }
+                // A write of it may land in Redis: claim it there, after that write.
+                Pending { sending, .. } => {
+                    wait_for = wait_for.max(sending);
+                    reads.push(Read::GetDel(self.store.key(&identity)));
+                    asked.push(Asked::Ticket(identity));
+                }
+            }
+        }
+        add(&self.counters.identities_shed, report.shed as u64);
+        if reads.is_empty() {
+            return (claims, report);
+        }
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            bump(&self.counters.fetches_shed);
+            report.shed += asked.len();
+            return (claims, report);
+        };
+        let round_trip = async {
+            if let Some(batch) = wait_for {
+                self.writes.landed(batch).await;
+            }
+            self.store.read(&reads).await
+        };
+        let replies = match timeout(self.config.deadline, round_trip).await {
+            Ok(Ok(replies)) => replies,
+            Ok(Err(error)) => {
+                self.counters
+                    .redis_trouble("session lookup in Redis failed", &error);
+                report.timed_out = true;
+                return (claims, report);
+            }
+            Err(_) => {
+                bump(&self.counters.fetch_timeouts);
+                report.timed_out = true;
+                return (claims, report);
+            }
+        };
+        for (asked, reply) in asked.into_iter().zip(replies) {
+            match asked {
+                Asked::Session(id) => {
+                    if let Some(session) = self.open(&id, reply) {
+                        self.l1.insert(session, false);
+                        report.fetched += 1;
+                    }
+                }
+                Asked::Ticket(id) => {
+                    let held = self.forget_ticket(&id);
+                    match (reply, held) {
+                        (Some(sealed), _) => {
+                            if let Some(ticket) = self.open(&id, Some(sealed)) {
+                                bump(&self.counters.claims_won);
+                                report.claimed += 1;
+                                claims.won(ticket);
+                            }
+                        }
+                        (None, true) => {
+                            bump(&self.counters.claims_lost);
+                            report.claims_lost += 1;
+                        }
+                        (None, false) => bump(&self.counters.l2_misses),
+                    }
+                }
+            }
+        }
+        (claims, report)
+    }
+
+    /// Opens a sealed session fetched for `id`. `None`, counted, if nothing was found,
+    /// it does not authenticate, or it has expired.
+    fn open(&self, id: &[u8], sealed: Option<Vec<u8>>) -> Option<Session> {
+        let counters = &self.counters;
+        let Some(sealed) = sealed else {
+            bump(&counters.l2_misses);
+            return None;
+        };
+        let Some(session) = self.keys.open(&self.store.key(id), id, &sealed) else {
+            bump(&counters.decrypt_failures);
+            bump(&counters.l2_misses);
+            tracing::debug!("a session from Redis failed to authenticate; treated as a miss");
+            return None;
+        };
+        if self.expired(&session) {
+            bump(&counters.l2_misses);
+            return None;
+        }
+        bump(&counters.l2_hits);
+        Some(session)
+    }
+
+    fn expired(&self, session: &Session) -> bool {
+        session
+            .entry
+            .stamp
+            .is_expired_at(self.l1.clock.now_nanos(), self.l1.timeout_nanos())
+    }
+
+    /// Removes L1's copy of a ticket that is claimed, or lost: it is of no more use here.
+    /// Whether L1 held it.
+    fn forget_ticket(&self, id: &[u8]) -> bool {
+        self.l1.remove_as(id, RemovalCause::Taken)
+    }
+}

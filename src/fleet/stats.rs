@@ -1,0 +1,196 @@
+//! The fleet tier's counters ([`FleetStats`]), and warnings about Redis that do not flood
+//! the log.
+
+use core::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use crate::CacheStats;
+use crate::session::now_nanos;
+use crate::stats::bump;
+
+/// How often each kind of Redis trouble is logged at most.
+const WARN_EVERY: Duration = Duration::from_secs(10);
+
+/// A snapshot of both tiers' counters.
+///
+/// ```
+/// # use rustls_session_cache::fleet::FleetStats;
+/// fn resumable_share(s: &FleetStats) -> f64 {
+///     let claims = s.claims_won + s.claims_local;
+///     claims as f64 / (claims + s.claims_lost + s.l2_misses).max(1) as f64
+/// }
+/// assert_eq!(resumable_share(&FleetStats::default()), 0.0);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FleetStats {
+    /// The local cache's.
+    pub l1: CacheStats,
+    /// Sessions fetched from Redis and put to use: TLS 1.2 sessions fetched into L1, and
+    /// TLS 1.3 tickets claimed there.
+    pub l2_hits: u64,
+    /// Sessions looked for in Redis and not found (or expired, or failing to open).
+    pub l2_misses: u64,
+    /// TLS 1.3 tickets claimed in Redis with `GETDEL`.
+    pub claims_won: u64,
+    /// TLS 1.3 tickets claimed locally: issued here, their write to Redis not yet sent,
+    /// and cancelled.
+    pub claims_local: u64,
+    /// Claims that rustls then resumed with (the rest it did not ask for: it tried
+    /// another identity, or negotiated TLS 1.2).
+    pub claims_redeemed: u64,
+    /// TLS 1.3 tickets this server held whose claim was lost: used elsewhere already, or
+    /// never written. Removed from L1.
+    pub claims_lost: u64,
+    /// Writes queued for Redis.
+    pub writes_queued: u64,
+    /// Writes that landed in Redis.
+    pub writes_written: u64,
+    /// Writes dropped: the queue was full, Redis failed or was too slow, or the session
+    /// expired while queued.
+    pub writes_dropped: u64,
+    /// Writes cancelled by a local claim: those tickets never reach Redis.
+    pub writes_cancelled: u64,
+    /// Writes waiting in the queue now.
+    pub writes_pending: usize,
+    /// Sessions from Redis that failed to authenticate (another fleet key, tampering).
+    pub decrypt_failures: u64,
+    /// Lookups in Redis not answered within the fetch deadline.
+    pub fetch_timeouts: u64,
+    /// Connections whose lookups were skipped: too many already waiting on Redis.
+    pub fetches_shed: u64,
+    /// TLS 1.3 identities not claimed: over the per-hello cap, or too long.
+    pub identities_shed: u64,
+    /// ClientHellos the acceptor could not follow (too large, malformed, or not what
+    /// rustls parsed): nothing was fetched or claimed for them.
+    pub hellos_unparsed: u64,
+    /// Redis errors (connection, protocol, refused commands).
+    pub redis_errors: u64,
+}
+
+impl FleetStats {
+    /// Each counter with its name, in the order they are declared, L1's excepted: for
+    /// a stats line or an exporter.
+    pub fn counters(&self) -> [(&'static str, u64); 17] {
+        [
+            ("l2_hits", self.l2_hits),
+            ("l2_misses", self.l2_misses),
+            ("claims_won", self.claims_won),
+            ("claims_local", self.claims_local),
+            ("claims_redeemed", self.claims_redeemed),
+            ("claims_lost", self.claims_lost),
+            ("writes_queued", self.writes_queued),
+            ("writes_written", self.writes_written),
+            ("writes_dropped", self.writes_dropped),
+            ("writes_cancelled", self.writes_cancelled),
+            ("writes_pending", self.writes_pending as u64),
+            ("decrypt_failures", self.decrypt_failures),
+            ("fetch_timeouts", self.fetch_timeouts),
+            ("fetches_shed", self.fetches_shed),
+            ("identities_shed", self.identities_shed),
+            ("hellos_unparsed", self.hellos_unparsed),
+            ("redis_errors", self.redis_errors),
+        ]
+    }
+}
+
+/// The fleet tier's counters, shared by the acceptor, the store and the writer.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) l2_hits: AtomicU64,
+    pub(crate) l2_misses: AtomicU64,
+    pub(crate) claims_won: AtomicU64,
+    pub(crate) claims_local: AtomicU64,
+    pub(crate) claims_redeemed: AtomicU64,
+    pub(crate) claims_lost: AtomicU64,
+    pub(crate) writes_queued: AtomicU64,
+    pub(crate) writes_written: AtomicU64,
+    pub(crate) writes_dropped: AtomicU64,
+    pub(crate) writes_cancelled: AtomicU64,
+    pub(crate) decrypt_failures: AtomicU64,
+    pub(crate) fetch_timeouts: AtomicU64,
+    pub(crate) fetches_shed: AtomicU64,
+    pub(crate) identities_shed: AtomicU64,
+    pub(crate) hellos_unparsed: AtomicU64,
+    pub(crate) redis_errors: AtomicU64,
+    warn: RateLimited,
+}
+
+impl Counters {
+    pub(crate) fn snapshot(&self, l1: CacheStats, writes_pending: usize) -> FleetStats {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        FleetStats {
+            l1,
+            l2_hits: read(&self.l2_hits),
+            l2_misses: read(&self.l2_misses),
+            claims_won: read(&self.claims_won),
+            claims_local: read(&self.claims_local),
+            claims_redeemed: read(&self.claims_redeemed),
+            claims_lost: read(&self.claims_lost),
+            writes_queued: read(&self.writes_queued),
+            writes_written: read(&self.writes_written),
+            writes_dropped: read(&self.writes_dropped),
+            writes_cancelled: read(&self.writes_cancelled),
+            writes_pending,
+            decrypt_failures: read(&self.decrypt_failures),
+            fetch_timeouts: read(&self.fetch_timeouts),
+            fetches_shed: read(&self.fetches_shed),
+            identities_shed: read(&self.identities_shed),
+            hellos_unparsed: read(&self.hellos_unparsed),
+            redis_errors: read(&self.redis_errors),
+        }
+    }
+
+    /// Counts Redis trouble, and logs it at `warn` at most once per 10 s, with how many
+    /// were not logged since.
+    pub(crate) fn redis_trouble(&self, what: &'static str, error: &dyn fmt::Display) {
+        bump(&self.redis_errors);
+        if let Some(suppressed) = self.warn.allow(now_nanos()) {
+            tracing::warn!(%error, suppressed, "{what}");
+        }
+    }
+}
+
+/// Lets one event through per [`WARN_EVERY`], counting the rest.
+#[derive(Debug, Default)]
+struct RateLimited {
+    /// When the last event was let through, in clock nanoseconds; 0 for never.
+    last: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl RateLimited {
+    /// `Some(events suppressed since the last one let through)` if this one may pass.
+    fn allow(&self, now: i64) -> Option<u64> {
+        let now = u64::try_from(now).unwrap_or(0).max(1);
+        let last = self.last.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_nanos() as u64;
+        if due
+            && self
+                .last
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.suppressed.swap(0, Ordering::Relaxed));
+        }
+        bump(&self.suppressed);
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rate_limit_lets_one_through_per_period_and_counts_the_rest() {
+        let limit = RateLimited::default();
+        let second = 1_000_000_000;
+        assert_eq!(limit.allow(100 * second), Some(0));
+        assert_eq!(limit.allow(101 * second), None);
+        assert_eq!(limit.allow(105 * second), None);
+        assert_eq!(limit.allow(110 * second), Some(2));
+        assert_eq!(limit.allow(110 * second), None);
+    }
+}
