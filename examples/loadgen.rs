@@ -7,11 +7,17 @@
 //! cargo run --release --example loadgen -- -n 2000 --json      # one JSON object instead
 //! ```
 //!
-//! A connection that is meant to resume uses a client with a shared session store; the
-//! others use one that never resumes. "Achieved" resumption is what the server agreed
-//! to, which is less than asked when, say, a client has no ticket left: rustls keeps 8
-//! TLS 1.3 tickets per server, and concurrent connections use them up. Latency is from
-//! TCP connect to the end of the handshake.
+//! It simulates `--clients` clients (default 1), each with its own session store;
+//! connection `i` belongs to client `i % clients`. A connection that is meant to resume
+//! uses its client's store; the others use none. Resumption is reported twice: as a share
+//! of all connections, and among the connections that offered a session (a client with
+//! no ticket left offers none: rustls keeps 8 TLS 1.3 tickets per server, and one
+//! client's concurrent connections use them up). Latency is from TCP connect to the end
+//! of the handshake.
+//!
+//! ```text
+//! cargo run --release --example loadgen -- -n 20000 -c 64 --resume 0.9 --clients 1000
+//! ```
 //!
 //! Exits non-zero if any connection failed or any echo differed.
 
@@ -19,15 +25,18 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use clap::{Parser, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use rustls::client::Resumption;
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, Resumption, Tls12ClientSessionValue,
+    Tls13ClientSessionValue,
+};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
-use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
+use rustls::{ClientConfig, HandshakeKind, NamedGroup, RootCertStore, SupportedProtocolVersion};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
@@ -51,6 +60,9 @@ struct Args {
     /// Connections open at once.
     #[arg(short = 'c', long, default_value_t = 16)]
     concurrency: usize,
+    /// Simulated clients, each with its own session store.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    clients: u32,
     /// Share of connections that try to resume, 0 to 1.
     #[arg(long, default_value_t = 0.9, value_parser = parse_share)]
     resume: f64,
@@ -86,8 +98,83 @@ fn parse_share(s: &str) -> Result<f64, String> {
 /// What one connection did.
 struct Outcome {
     wanted_resume: bool,
+    offered: bool,
     resumed: bool,
     handshake: Duration,
+}
+
+/// The simulated clients: one base config, and a session store each.
+struct Clients {
+    base: ClientConfig,
+    stores: Vec<Arc<ClientSessionMemoryCache>>,
+}
+
+impl Clients {
+    /// A connector for client `i`'s next connection, and the probe that tells whether it
+    /// offered a session.
+    fn connector(&self, i: usize) -> (TlsConnector, Arc<Probe>) {
+        let probe = Arc::new(Probe {
+            store: self.stores[i % self.stores.len()].clone(),
+            offered: AtomicBool::new(false),
+        });
+        let mut config = self.base.clone();
+        config.resumption = Resumption::store(probe.clone());
+        (TlsConnector::from(Arc::new(config)), probe)
+    }
+}
+
+/// A client's session store, seen through one connection: notes whether the connection
+/// found a session to offer.
+#[derive(Debug)]
+struct Probe {
+    store: Arc<ClientSessionMemoryCache>,
+    offered: AtomicBool,
+}
+
+impl Probe {
+    fn found<T>(&self, found: Option<T>) -> Option<T> {
+        if found.is_some() {
+            self.offered.store(true, Ordering::Relaxed);
+        }
+        found
+    }
+}
+
+impl ClientSessionStore for Probe {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        self.store.set_kx_hint(server_name, group);
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.store.kx_hint(server_name)
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        self.store.set_tls12_session(server_name, value);
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.found(self.store.tls12_session(server_name))
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        self.store.remove_tls12_session(server_name);
+    }
+
+    fn insert_tls13_ticket(
+        &self,
+        server_name: ServerName<'static>,
+        value: Tls13ClientSessionValue,
+    ) {
+        self.store.insert_tls13_ticket(server_name, value);
+    }
+
+    fn take_tls13_ticket(
+        &self,
+        server_name: &ServerName<'static>,
+    ) -> Option<Tls13ClientSessionValue> {
+        self.found(self.store.take_tls13_ticket(server_name))
+    }
 }
 
 #[tokio::main]
@@ -104,8 +191,14 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<bool, String> {
-    let resuming = connector(&args, true)?;
-    let fresh = connector(&args, false)?;
+    let base = client_config(&args)?;
+    let clients = Arc::new(Clients {
+        stores: (0..args.clients)
+            .map(|_| Arc::new(ClientSessionMemoryCache::new(16)))
+            .collect(),
+        base: base.clone(),
+    });
+    let fresh = TlsConnector::from(Arc::new(base));
     let name = ServerName::try_from(args.server_name.clone())
         .map_err(|e| format!("bad --server-name: {e}"))?;
     let progress = if args.json {
@@ -124,7 +217,7 @@ async fn run(args: Args) -> Result<bool, String> {
     let mut workers = tokio::task::JoinSet::new();
     for _ in 0..args.concurrency.max(1) {
         let (next, outcomes, errors) = (next.clone(), outcomes.clone(), errors.clone());
-        let (resuming, fresh, name) = (resuming.clone(), fresh.clone(), name.clone());
+        let (clients, fresh, name) = (clients.clone(), fresh.clone(), name.clone());
         let (progress, total, share) = (progress.clone(), args.connections, args.resume);
         let (addr, payload_len) = (args.connect, args.payload);
         workers.spawn(async move {
@@ -135,11 +228,17 @@ async fn run(args: Args) -> Result<bool, String> {
                 }
                 // Exactly `share` of the connections, spread evenly.
                 let wanted_resume = ((i + 1) as f64 * share).floor() > (i as f64 * share).floor();
-                let connector = if wanted_resume { &resuming } else { &fresh };
+                let (connector, probe) = if wanted_resume {
+                    let (connector, probe) = clients.connector(i);
+                    (connector, Some(probe))
+                } else {
+                    (fresh.clone(), None)
+                };
                 let payload = payload_for(i, payload_len);
-                match connection(connector, name.clone(), addr, &payload).await {
+                match connection(&connector, name.clone(), addr, &payload).await {
                     Ok((resumed, handshake)) => outcomes.lock().await.push(Outcome {
                         wanted_resume,
+                        offered: probe.is_some_and(|p| p.offered.load(Ordering::Relaxed)),
                         resumed,
                         handshake,
                     }),
@@ -166,7 +265,9 @@ async fn run(args: Args) -> Result<bool, String> {
     Ok(errors.is_empty())
 }
 
-fn connector(args: &Args, resume: bool) -> Result<TlsConnector, String> {
+/// The clients' config, trusting `--ca`, offering `--tls`, and resuming nothing (each
+/// client's connections get their store from [`Clients::connector`]).
+fn client_config(args: &Args) -> Result<ClientConfig, String> {
     let mut roots = RootCertStore::empty();
     let certs = CertificateDer::pem_file_iter(&args.ca)
         .map_err(|e| format!("cannot read {}: {e}", args.ca.display()))?;
@@ -185,12 +286,8 @@ fn connector(args: &Args, resume: bool) -> Result<TlsConnector, String> {
             .map_err(|e| e.to_string())?
             .with_root_certificates(roots)
             .with_no_client_auth();
-    config.resumption = if resume {
-        Resumption::in_memory_sessions(1024)
-    } else {
-        Resumption::disabled()
-    };
-    Ok(TlsConnector::from(Arc::new(config)))
+    config.resumption = Resumption::disabled();
+    Ok(config)
 }
 
 /// A payload unique to connection `i`, so a mix-up between connections shows.
@@ -232,8 +329,11 @@ struct Report {
     errors: usize,
     seconds: f64,
     per_second: f64,
+    clients: u32,
     wanted_resume: usize,
+    offered: usize,
     resumed: usize,
+    resumed_of_offered: usize,
     p50_ms: f64,
     p99_ms: f64,
     max_ms: f64,
@@ -253,8 +353,11 @@ impl Report {
             errors,
             seconds: elapsed.as_secs_f64(),
             per_second: outcomes.len() as f64 / elapsed.as_secs_f64(),
+            clients: args.clients,
             wanted_resume: outcomes.iter().filter(|o| o.wanted_resume).count(),
+            offered: outcomes.iter().filter(|o| o.offered).count(),
             resumed: outcomes.iter().filter(|o| o.resumed).count(),
+            resumed_of_offered: outcomes.iter().filter(|o| o.offered && o.resumed).count(),
             p50_ms: at(0.50),
             p99_ms: at(0.99),
             max_ms: at(1.0),
@@ -265,14 +368,21 @@ impl Report {
         self.resumed as f64 / (self.connections - self.errors).max(1) as f64
     }
 
+    /// Resumed among the connections that offered a session.
+    fn offered_resumption_rate(&self) -> f64 {
+        self.resumed_of_offered as f64 / self.offered.max(1) as f64
+    }
+
     fn table(&self) -> String {
         format!(
             "connections        {}\n\
              errors             {}\n\
              elapsed            {:.2} s\n\
              handshakes/s       {:.0}\n\
+             clients            {}\n\
              asked to resume    {}\n\
-             resumed            {} ({:.1}% of connections)\n\
+             offered a session  {}\n\
+             resumed            {} ({:.1}% of connections; {:.1}% of those that offered)\n\
              handshake p50      {:.2} ms\n\
              handshake p99      {:.2} ms\n\
              handshake max      {:.2} ms\n",
@@ -280,9 +390,12 @@ impl Report {
             self.errors,
             self.seconds,
             self.per_second,
+            self.clients,
             self.wanted_resume,
+            self.offered,
             self.resumed,
             self.resumption_rate() * 100.0,
+            self.offered_resumption_rate() * 100.0,
             self.p50_ms,
             self.p99_ms,
             self.max_ms
@@ -295,9 +408,13 @@ impl Report {
             "errors": self.errors,
             "seconds": self.seconds,
             "handshakes_per_second": self.per_second,
+            "clients": self.clients,
             "asked_to_resume": self.wanted_resume,
+            "offered": self.offered,
             "resumed": self.resumed,
+            "resumed_of_offered": self.resumed_of_offered,
             "resumption_rate": self.resumption_rate(),
+            "offered_resumption_rate": self.offered_resumption_rate(),
             "handshake_ms": { "p50": self.p50_ms, "p99": self.p99_ms, "max": self.max_ms },
         })
     }
