@@ -217,6 +217,8 @@ mod store;
 /// applications can name the same version.
 pub use rustls;
 
-#[cfg(doctest)]
+// The README's examples use the fleet tier too, so they run with the `redis` feature
+// (as `.ci/run` does).
+#[cfg(all(doctest, feature = "redis"))]
 #[doc = include_str!("../README.md")]
 struct ReadmeDoctests;

@@ -249,3 +249,47 @@ impl Fleet {
         self.l1.remove_as(id, RemovalCause::Taken)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SessionCache;
+    use crate::fleet::FleetKeys;
+
+    /// A ClientHello offering one cipher suite, `0x1301`, and nothing else.
+    fn hello() -> Vec<u8> {
+        let mut body = vec![3, 3];
+        body.extend([7; 32]);
+        body.extend([0, 0, 2, 0x13, 0x01, 1, 0]);
+        let mut message = vec![1, 0, 0, body.len() as u8];
+        message.extend(body);
+        let mut record = vec![22, 3, 1, 0, message.len() as u8];
+        record.extend(message);
+        record
+    }
+
+    #[tokio::test]
+    async fn an_offer_is_followed_only_if_it_parses_to_what_rustls_parsed() {
+        let fleet = Fleet::builder(SessionCache::new(16))
+            .redis_url("redis://127.0.0.1:1")
+            .keys(FleetKeys::new([[1; 32]]).unwrap())
+            .build()
+            .unwrap();
+        let hello = hello();
+        assert!(fleet.read_offer(Some(&hello), &[0x1301]).is_some());
+        assert_eq!(fleet.stats().hellos_unparsed, 0);
+        for (recorded, suites) in [
+            (Some(&hello[..]), &[0x1302u16][..]), // another hello than rustls's
+            (Some(&hello[..]), &[0x1301, 0x1302]),
+            (Some(&hello[..hello.len() - 1]), &[0x1301]), // incomplete
+            (Some(&[23, 3, 3, 0, 1, 0][..]), &[0x1301]),  // not a hello
+            (None, &[0x1301]),                            // not all kept
+        ] {
+            assert!(
+                fleet.read_offer(recorded, suites).is_none(),
+                "{recorded:?} {suites:?}"
+            );
+        }
+        assert_eq!(fleet.stats().hellos_unparsed, 5);
+    }
+}
