@@ -15,7 +15,12 @@
 //!    (cross-instance: fetched or claimed from Redis, decrypted). Handshake time from TCP connect, medians of 300 each, measured in one
 //!    run, and their ratio.
 //!
-//! Needs `redis-server` (Debian package `redis-server`); starts its own on a free port.
+//! Each is measured on one Redis and on a Redis Cluster (three masters with a replica
+//! each), and on the cluster again with `claim_replicas(1)`, whose cost is the TLS 1.3
+//! latencies' difference.
+//!
+//! Needs `redis-server` (Debian package `redis-server`, with `redis-cli`); starts its own
+//! on free ports.
 //! Results go to `target/bench-results/fleet.json`.
 
 #[path = "../tests/common/redis.rs"]
@@ -34,7 +39,7 @@ use std::time::{Duration, Instant};
 use echo_server::{EchoServer, Settings, TlsVersions};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
-use redis_server::Redis;
+use redis_server::{Cluster, Redis};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::StoresServerSessions;
@@ -59,15 +64,28 @@ struct Instance {
     fleet: Option<Arc<Fleet>>,
 }
 
-async fn instance(redis: Option<&Redis>) -> Instance {
+/// Where the fleet's sessions go.
+#[derive(Clone, Copy)]
+enum Backend<'a> {
+    /// No fleet tier: each instance's own cache.
+    None,
+    Single(&'a Redis),
+    Cluster(&'a Cluster, usize),
+}
+
+async fn instance(backend: Backend<'_>) -> Instance {
     let cache = SessionCache::new(100_000);
-    let fleet = redis.map(|redis| {
-        Fleet::builder(cache.clone())
-            .redis_url(redis.url())
-            .keys(FleetKeys::parse(KEY).unwrap())
-            .build()
-            .unwrap()
-    });
+    let builder = || Fleet::builder(cache.clone()).keys(FleetKeys::parse(KEY).unwrap());
+    let fleet = match backend {
+        Backend::None => None,
+        Backend::Single(redis) => Some(builder().redis_url(redis.url())),
+        Backend::Cluster(cluster, replicas) => Some(
+            builder()
+                .redis_cluster(cluster.seeds())
+                .claim_replicas(replicas),
+        ),
+    }
+    .map(|builder| builder.build().unwrap());
     let storage: Arc<dyn StoresServerSessions> = match &fleet {
         Some(fleet) => fleet.clone(),
         None => cache.clone(),
@@ -87,7 +105,7 @@ async fn instance(redis: Option<&Redis>) -> Instance {
     )
     .await
     .unwrap()
-    .with_fleet(fleet.clone());
+    .with_fleet(fleet.clone(), TlsVersions::Both);
     let addr = server.local_addr().unwrap();
     tokio::spawn(server.run(std::future::pending()));
     Instance { addr, fleet }
@@ -186,46 +204,50 @@ async fn latencies(
 async fn main() {
     println!("machine: {}", support::machine());
     let redis = Redis::start();
-    let plain = [
-        instance(None).await,
-        instance(None).await,
-        instance(None).await,
-    ];
-    let shared = [
-        instance(Some(&redis)).await,
-        instance(Some(&redis)).await,
-        instance(Some(&redis)).await,
-    ];
+    let cluster = Cluster::start();
+    let three = |backend| async move {
+        [
+            instance(backend).await,
+            instance(backend).await,
+            instance(backend).await,
+        ]
+    };
+    let plain = three(Backend::None).await;
     let mut rows = Vec::new();
-    for (version, name) in [
-        (&rustls::version::TLS12, "1.2"),
-        (&rustls::version::TLS13, "1.3"),
+    for (backend, topology) in [
+        (Backend::Single(&redis), "redis"),
+        (Backend::Cluster(&cluster, 0), "cluster"),
+        (Backend::Cluster(&cluster, 1), "cluster, claim_replicas(1)"),
     ] {
-        let without = resumption_rate(&plain, version).await;
-        let with = resumption_rate(&shared, version).await;
-        let (local, cross) = latencies(&shared[0], &shared[1], version).await;
-        let ratio = cross.as_secs_f64() / local.as_secs_f64();
-        println!(
-            "TLS {name}: resumption rate across 3 instances: {:.1}% without the fleet tier, {:.1}% with it",
-            without * 100.0,
-            with * 100.0
-        );
-        println!(
-            "TLS {name}: resumed handshake, median of {LATENCY_SAMPLES}: local {:.3} ms, cross-instance {:.3} ms, ratio {ratio:.2}x",
-            local.as_secs_f64() * 1e3,
-            cross.as_secs_f64() * 1e3
-        );
-        rows.push(format!(
-            r#"{{"version":"{name}","rate_without":{without:.4},"rate_with":{with:.4},"local_ms":{:.4},"cross_ms":{:.4},"ratio":{ratio:.3}}}"#,
-            local.as_secs_f64() * 1e3,
-            cross.as_secs_f64() * 1e3
-        ));
-    }
-    for (i, instance) in shared.iter().enumerate() {
-        println!(
-            "instance {i}: {:?}",
-            instance.fleet.as_ref().map(|f| f.stats())
-        );
+        let shared = three(backend).await;
+        for (version, name) in [
+            (&rustls::version::TLS12, "1.2"),
+            (&rustls::version::TLS13, "1.3"),
+        ] {
+            let without = resumption_rate(&plain, version).await;
+            let with = resumption_rate(&shared, version).await;
+            let (local, cross) = latencies(&shared[0], &shared[1], version).await;
+            let ratio = cross.as_secs_f64() / local.as_secs_f64();
+            println!(
+                "{topology}, TLS {name}: resumption rate across 3 instances: {:.1}% without the fleet tier, {:.1}% with it",
+                without * 100.0,
+                with * 100.0
+            );
+            println!(
+                "{topology}, TLS {name}: resumed handshake, median of {LATENCY_SAMPLES}: local {:.3} ms, cross-instance {:.3} ms, ratio {ratio:.2}x",
+                local.as_secs_f64() * 1e3,
+                cross.as_secs_f64() * 1e3
+            );
+            rows.push(format!(
+                r#"{{"topology":"{topology}","version":"{name}","rate_without":{without:.4},"rate_with":{with:.4},"local_ms":{:.4},"cross_ms":{:.4},"ratio":{ratio:.3}}}"#,
+                local.as_secs_f64() * 1e3,
+                cross.as_secs_f64() * 1e3
+            ));
+        }
+        for (i, instance) in shared.iter().enumerate() {
+            let stats = instance.fleet.as_ref().map(|f| f.stats());
+            println!("{topology}, instance {i}: {stats:?}");
+        }
     }
     let dir = repo("target/bench-results");
     std::fs::create_dir_all(&dir).unwrap();

@@ -151,11 +151,11 @@ def main():
         out.append("")
     fleet = load_json("fleet.json")
     if fleet:
-        out.append("**Fleet tier: 3 instances behind a round-robin balancer, 300 clients, one redis-server**\n")
-        out.append("| TLS | resumption rate without the fleet tier | with it | resumed handshake: local | cross-instance | ratio |")
-        out.append("|---|---|---|---|---|---|")
+        out.append("**Fleet tier: 3 instances behind a round-robin balancer, 300 clients**\n")
+        out.append("| Redis | TLS | resumption rate without the fleet tier | with it | resumed handshake: local | cross-instance | ratio |")
+        out.append("|---|---|---|---|---|---|---|")
         for r in fleet["results"]:
-            out.append(f"| {r['version']} | {r['rate_without'] * 100:.1f}% | {r['rate_with'] * 100:.1f}% | "
+            out.append(f"| {r.get('topology', 'redis')} | {r['version']} | {r['rate_without'] * 100:.1f}% | {r['rate_with'] * 100:.1f}% | "
                        f"{r['local_ms']:.3f} ms | {r['cross_ms']:.3f} ms | {r['ratio']:.2f}x |")
         out.append("")
     if hr:

@@ -22,7 +22,7 @@
 //!
 //! Built with `--features redis`, it can share its sessions with other instances through
 //! Redis (the fleet tier): `--redis redis://127.0.0.1:6379 --fleet-key-file FILE
-//! [--redis-prefix NAME]`. Connections are then taken by the fleet's acceptor, which
+//! [--redis-prefix NAME]`, or a Redis Cluster: `--redis-cluster URL[,URL...]`. Connections are then taken by the fleet's acceptor, which
 //! claims or fetches what each ClientHello offers to resume before the handshake.
 //!
 //! At most `--max-connections` connections are served at once (default 512, as nginx's
@@ -88,8 +88,12 @@ struct Args {
     stats_interval: u64,
     /// Share sessions with other instances through this Redis (needs `--features redis`
     /// and `--fleet-key-file`).
-    #[arg(long, value_name = "URL")]
+    #[arg(long, value_name = "URL", conflicts_with = "redis_cluster")]
     redis: Option<String>,
+    /// Share sessions through this Redis Cluster instead: seed nodes, comma-separated
+    /// (any one that answers is enough).
+    #[arg(long, value_name = "URL[,URL...]", value_delimiter = ',')]
+    redis_cluster: Option<Vec<String>>,
     /// The prefix of this fleet's Redis keys.
     #[arg(long, value_name = "NAME", default_value = "rsc")]
     redis_prefix: String,
@@ -114,10 +118,19 @@ pub type FleetHandle = Arc<rustls_session_cache::fleet::Fleet>;
 #[cfg(not(feature = "redis"))]
 pub enum FleetHandle {}
 
+/// Where the fleet's Redis is, as the flags say.
+#[derive(Debug, Clone)]
+pub enum RedisAt {
+    /// `--redis URL`.
+    Single(String),
+    /// `--redis-cluster URL,...`.
+    Cluster(Vec<String>),
+}
+
 /// The fleet tier in front of `cache`, as the flags describe.
 #[cfg(feature = "redis")]
 pub fn build_fleet(
-    url: &str,
+    at: &RedisAt,
     prefix: &str,
     key_file: Option<&Path>,
     cache: Arc<SessionCache>,
@@ -127,8 +140,12 @@ pub fn build_fleet(
         key_file.ok_or("--redis needs --fleet-key-file: sessions are encrypted at rest")?;
     let keys =
         FleetKeys::from_file(key_file).map_err(|e| format!("{e} ({})", key_file.display()))?;
-    Fleet::builder(cache)
-        .redis_url(url)
+    let builder = Fleet::builder(cache);
+    let builder = match at {
+        RedisAt::Single(url) => builder.redis_url(url),
+        RedisAt::Cluster(seeds) => builder.redis_cluster(seeds.iter().cloned()),
+    };
+    builder
         .prefix(prefix)
         .keys(keys)
         .build()
@@ -149,7 +166,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 
 #[cfg(not(feature = "redis"))]
 fn build_fleet(
-    _: &str,
+    _: &RedisAt,
     _: &str,
     _: Option<&Path>,
     _: Arc<SessionCache>,
@@ -258,9 +275,14 @@ async fn main() -> ExitCode {
 
 async fn run(args: Args) -> Result<(), String> {
     let cache = build_cache(args.capacity, Duration::from_secs(args.timeout), args.mode)?;
-    let fleet = match (&args.redis, &args.fleet_key_file) {
-        (Some(url), key_file) => Some(build_fleet(
-            url,
+    let redis = match (args.redis.clone(), args.redis_cluster.clone()) {
+        (Some(url), _) => Some(RedisAt::Single(url)),
+        (None, Some(seeds)) => Some(RedisAt::Cluster(seeds)),
+        (None, None) => None,
+    };
+    let fleet = match (&redis, &args.fleet_key_file) {
+        (Some(at), key_file) => Some(build_fleet(
+            at,
             &args.redis_prefix,
             key_file.as_deref(),
             cache.clone(),
@@ -284,7 +306,7 @@ async fn run(args: Args) -> Result<(), String> {
     let server = EchoServer::bind(args.listen, tls, cache, settings)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
-        .with_fleet(fleet);
+        .with_fleet(fleet, args.tls);
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, mode = %args.mode, tls = ?args.tls, "echo server started");
     say(&format!("listening on {addr}"));
@@ -441,6 +463,7 @@ enum Acceptor {
 /// A bound echo server, ready to [`run`](Self::run).
 pub struct EchoServer {
     listener: TcpListener,
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
     tls: Arc<ServerConfig>,
     acceptor: Acceptor,
     cache: Arc<SessionCache>,
@@ -469,11 +492,16 @@ impl EchoServer {
     }
 
     /// Takes connections through `fleet`'s acceptor (`fleet`'s L1 should be the cache
-    /// given to [`bind`](Self::bind)).
-    pub fn with_fleet(self, fleet: Option<FleetHandle>) -> Self {
+    /// given to [`bind`](Self::bind)), telling it whether `versions` include TLS 1.3.
+    #[cfg_attr(not(feature = "redis"), allow(unused_variables))]
+    pub fn with_fleet(self, fleet: Option<FleetHandle>, versions: TlsVersions) -> Self {
         let acceptor = match &fleet {
             #[cfg(feature = "redis")]
-            Some(fleet) => Acceptor::Fleet(fleet.acceptor(self.tls.clone())),
+            Some(fleet) => Acceptor::Fleet(
+                fleet
+                    .acceptor(self.tls.clone())
+                    .tls13(versions != TlsVersions::Tls12),
+            ),
             #[cfg(not(feature = "redis"))]
             Some(never) => match *never {},
             None => self.acceptor.clone(),

@@ -132,15 +132,11 @@ impl SessionCache {
     /// Removes the session with this id. Returns `true`, and calls `on_remove` with
     /// [`RemovalCause::Removed`], if one was present, expired or not; `false` if not.
     pub fn remove_session(&self, id: &[u8]) -> bool {
-        self.remove_as(id, RemovalCause::Removed)
-    }
-
-    /// Removes the session with this id, telling `on_remove` it left for `cause`.
-    pub(crate) fn remove_as(&self, id: &[u8], cause: RemovalCause) -> bool {
         let removed = self.lock(id).remove(id);
         match removed {
             Some(session) => {
-                self.callbacks.removed(&session, cause, &self.counters);
+                self.callbacks
+                    .removed(&session, RemovalCause::Removed, &self.counters);
                 true
             }
             None => false,

@@ -114,6 +114,7 @@ pub(crate) fn bump(counter: &AtomicU64) {
 }
 
 /// Adds `n` to a counter.
+#[cfg(feature = "redis")]
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use common::hello::{Answer, MAX_RECORD, client_hello, client_hello_padded};
 use common::process::{repo, s_client};
-use common::redis::Redis;
+use common::redis::{Cluster, Redis};
 use common::reframe::{FRAMINGS, Framing, Proxy, replay};
 use echo_server::{EchoServer, Report, Settings, TlsVersions};
 use rustls::pki_types::ServerName;
@@ -55,12 +55,12 @@ struct Instance {
 }
 
 impl Instance {
-    async fn start(redis: &Redis, keys: &str) -> Self {
+    async fn start(redis: &impl Backend, keys: &str) -> Self {
         Self::with(redis, keys, SessionCache::builder(), |b| b, None).await
     }
 
     /// Three instances on `redis`, with the same key.
-    async fn three(redis: &Redis) -> [Self; 3] {
+    async fn three(redis: &impl Backend) -> [Self; 3] {
         [
             Self::start(redis, KEY1).await,
             Self::start(redis, KEY1).await,
@@ -76,7 +76,7 @@ impl Instance {
     }
 
     async fn with(
-        redis: &Redis,
+        redis: &impl Backend,
         keys: &str,
         cache: SessionCacheBuilder,
         fleet: impl FnOnce(FleetBuilder) -> FleetBuilder,
@@ -86,15 +86,15 @@ impl Instance {
     }
 
     async fn serve(
-        redis: &Redis,
+        redis: &impl Backend,
         keys: &str,
         cache: Arc<SessionCache>,
         fleet: impl FnOnce(FleetBuilder) -> FleetBuilder,
         key_log: Option<Arc<dyn KeyLog>>,
         through_acceptor: bool,
     ) -> Self {
-        let builder = Fleet::builder(cache.clone())
-            .redis_url(redis.url())
+        let builder = redis
+            .backend(Fleet::builder(cache.clone()))
             .keys(FleetKeys::parse(keys).unwrap());
         let fleet = fleet(builder).build().unwrap();
         let tls = echo_server::tls_config(
@@ -122,7 +122,7 @@ impl Instance {
         .unwrap();
         // Without the fleet's acceptor: tokio-rustls's own, with the fleet as the store.
         let server = match through_acceptor {
-            true => server.with_fleet(Some(fleet.clone())),
+            true => server.with_fleet(Some(fleet.clone()), TlsVersions::Both),
             false => server,
         };
         let addr = server.local_addr().unwrap();
@@ -155,6 +155,23 @@ impl Instance {
     async fn stop(self) -> Report {
         self.stop.send(()).unwrap();
         self.task.await.unwrap()
+    }
+}
+
+/// Where an instance's Redis is: one node, or a cluster.
+trait Backend {
+    fn backend(&self, builder: FleetBuilder) -> FleetBuilder;
+}
+
+impl Backend for Redis {
+    fn backend(&self, builder: FleetBuilder) -> FleetBuilder {
+        builder.redis_url(self.url())
+    }
+}
+
+impl Backend for Cluster {
+    fn backend(&self, builder: FleetBuilder) -> FleetBuilder {
+        builder.redis_cluster(self.seeds())
     }
 }
 
@@ -438,9 +455,10 @@ async fn a_burst_of_immediate_reconnects_all_resume() {
     instance.stop().await;
 }
 
-/// A local claim, deterministically: with Redis not answering writes, the first batch
-/// is stuck in flight and later tickets stay unsent. Those resume here, once; the
-/// tickets in the stuck batch cannot be claimed within the deadline, so theirs are full.
+/// A local claim, deterministically: with Redis not answering writes, the writer's
+/// batches in flight (four at most) get stuck, and later tickets stay unsent. Those
+/// resume here, once; a ticket in a stuck batch cannot be claimed within the deadline,
+/// so its handshake is full.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tickets_not_yet_sent_are_claimed_locally_and_once() {
     let redis = Redis::start();
@@ -451,8 +469,13 @@ async fn tickets_not_yet_sent_are_claimed_locally_and_once() {
     instance.settle().await;
     assert_eq!(redis.command("CLIENT PAUSE 3000 WRITE"), "+OK\r\n");
     let first = connector(TLS13);
-    assert_eq!(kind(&first, &instance).await, Full); // its tickets: the stuck batch
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(kind(&first, &instance).await, Full); // its tickets: a stuck batch
+    for _ in 0..4 {
+        // More stuck batches, until the writer has no room left.
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        assert_eq!(kind(&connector(TLS13), &instance).await, Full);
+    }
+    tokio::time::sleep(Duration::from_millis(30)).await;
     let second = connector(TLS13);
     assert_eq!(kind(&second, &instance).await, Full); // its tickets: unsent
     let cancelled = instance.fleet.stats().writes_cancelled;
@@ -1092,6 +1115,43 @@ mod binary {
         assert!(stats.contains(" writes_dropped=0 "), "{stats}");
     }
 
+    #[test]
+    fn two_echo_servers_share_sessions_through_a_cluster() {
+        let cluster = super::Cluster::start();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(&dir, KEY1);
+        let seeds = cluster.seeds().join(",");
+        let flags = ["--redis-cluster", &seeds, "--fleet-key-file", &keys];
+        let (a, b) = (EchoServer::start(&flags), EchoServer::start(&flags));
+        let session = dir.path().join("tls13.pem");
+        let made = s_client(&a.addr, "-tls1_3", ("-sess_out", &session), "hello");
+        assert!(made.starts_with("New, TLSv1.3"), "{made}");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while cluster
+            .masters()
+            .iter()
+            .map(|m| cluster.keys_on(*m))
+            .sum::<u64>()
+            < 2
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "tickets never reached the cluster"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let resumed = s_client(&b.addr, "-tls1_3", ("-sess_in", &session), "again");
+        assert!(resumed.starts_with("Reused, TLSv1.3"), "{resumed}");
+        let (status, stats, _) = b.terminate();
+        assert!(status.success());
+        assert!(
+            stats.contains(" claims_won=1 ") && stats.ends_with(" redis_errors=0"),
+            "{stats}"
+        );
+        let err = fails_with_one_line(&["--redis", "redis://x:1", "--redis-cluster", &seeds]);
+        assert!(err.contains("cannot be used with"), "{err}");
+    }
+
     /// 200 clients that each send 5 bytes of a ClientHello and stall: the server waits
     /// on their sockets, and burns no CPU doing so. (Before the acceptor, polling for
     /// the rest of the hello every millisecond cost 0.42 s of CPU over these 3 s, in a
@@ -1160,5 +1220,180 @@ mod binary {
             "two words",
         ]);
         assert!(err.contains("bad Redis key prefix"), "{err}");
+    }
+}
+
+/// The fleet on a real Redis Cluster: three masters with a replica each.
+mod cluster {
+    use super::*;
+
+    /// Sessions and tickets made on one instance resume on the other, spread over every
+    /// master, and a used ticket resumes nowhere; the first seed being dead at boot does
+    /// not matter.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn instances_share_sessions_through_a_cluster() {
+        let cluster = Cluster::start();
+        let mut seeds = vec!["redis://127.0.0.1:1".to_owned()]; // dead, and first
+        seeds.extend(cluster.seeds());
+        let seeded = |b: FleetBuilder| b.redis_cluster(seeds.clone());
+        let a = Instance::with(&cluster, KEY1, SessionCache::builder(), seeded, None).await;
+        let b = Instance::with(&cluster, KEY1, SessionCache::builder(), seeded, None).await;
+        let mut last_hello = None;
+        for version in [TLS12, TLS13] {
+            for n in 0..20 {
+                let client = connector(version);
+                assert_eq!(kind(&client, &a).await, Full);
+                a.settle().await;
+                if version == TLS13 && n == 0 {
+                    let proxy = Proxy::start(b.addr, Framing::Whole).await;
+                    assert_eq!(connect(&client, proxy.addr).await.0, Resumed);
+                    last_hello = Some(proxy.last_hello());
+                } else {
+                    assert_eq!(kind(&client, &b).await, Resumed, "{version:?} #{n}");
+                }
+            }
+        }
+        // The used ticket's hello, replayed to both: no PSK accepted.
+        let hello = last_hello.unwrap();
+        for instance in [&a, &b] {
+            assert_eq!(
+                replay(instance.addr, Framing::Whole, &hello).await,
+                Answer::Full
+            );
+        }
+        for master in cluster.masters() {
+            assert!(cluster.keys_on(master) > 0, "sessions on every master");
+        }
+        let (sa, sb) = (a.fleet.stats(), b.fleet.stats());
+        assert_eq!(sb.l1.hits, 20, "TLS 1.2, fetched: {sb:?}");
+        assert_eq!(sb.claims_redeemed, 20, "{sb:?}");
+        assert_eq!(
+            sa.writes_dropped + sa.redis_errors + sb.redis_errors,
+            0,
+            "{sa:?} {sb:?}"
+        );
+        a.stop().await;
+        b.stop().await;
+    }
+
+    /// A master dies under load: no handshake fails or waits past the deadline, tickets
+    /// of its slots give full handshakes meanwhile, and once its replica is promoted,
+    /// sessions resume across instances again, with no restart.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_master_dying_fails_no_handshake_and_resumption_recovers() {
+        let mut cluster = Cluster::start();
+        let a = Instance::start(&cluster, KEY1).await;
+        let b = Instance::start(&cluster, KEY1).await;
+        let victim = cluster.masters()[0];
+        cluster.kill(victim);
+        let killed = Instant::now();
+        let (mut slowest, mut recovered, mut rounds) = (Duration::ZERO, 0, 0);
+        // Handshakes through the failover and after it, until 10 in a row resume.
+        while recovered < 10 {
+            assert!(
+                killed.elapsed() < Duration::from_secs(30),
+                "never recovered"
+            );
+            let client = connector(TLS13);
+            let (first, took) = connect(&client, a.addr).await;
+            assert_eq!(first, Full);
+            slowest = slowest.max(took);
+            a.settle().await;
+            let (again, took) = connect(&client, b.addr).await;
+            slowest = slowest.max(took);
+            recovered = if again == Resumed { recovered + 1 } else { 0 };
+            rounds += 1;
+        }
+        println!("failover: {rounds} rounds, slowest handshake {slowest:?}");
+        assert!(slowest < DEFAULT_FETCH_DEADLINE + MARGIN, "{slowest:?}");
+        assert!(cluster.masters().len() == 3, "the replica took over");
+        a.stop().await;
+        b.stop().await;
+    }
+
+    /// With `claim_replicas(1)`, a claim counts only once the master's replica has
+    /// deleted the ticket too: a replica that does not answer makes the claim void (a
+    /// full handshake), and a ticket claimed just before its master dies is still refused
+    /// after the failover.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn claim_replicas_waits_for_a_replica_and_survives_failover() {
+        let mut cluster = Cluster::start();
+        let ids = Arc::new(Mutex::new(Vec::new()));
+        let seen = ids.clone();
+        let recording = SessionCache::builder()
+            .on_new_session(move |s: &Session| seen.lock().unwrap().push(s.id().to_vec()));
+        // Redis checks WAIT's timeout on its own clock (every 100 ms at the default
+        // `hz`): a deadline long enough for that shows the claim refused as
+        // unreplicated; a shorter one refuses it as a fetch timeout instead.
+        let replicated = |b: FleetBuilder| {
+            b.claim_replicas(1)
+                .fetch_deadline(Duration::from_millis(400))
+        };
+        let a = Instance::with(&cluster, KEY1, recording, replicated, None).await;
+        let b = Instance::with(&cluster, KEY1, SessionCache::builder(), replicated, None).await;
+
+        // A replica that does not answer: the claim is taken on its master, but never
+        // acknowledged, so it does not count.
+        let client = connector(TLS13);
+        assert_eq!(kind(&client, &a).await, Full);
+        a.settle().await;
+        let newest = ids.lock().unwrap().last().cloned().unwrap();
+        let replica = cluster.replica_of(cluster.master_of(&format!("rsc:{}", hex_of(&newest))));
+        let sleeper = std::thread::spawn(move || {
+            super::common::redis::command_on(replica, "DEBUG SLEEP 0.6")
+        });
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert_eq!(
+            kind(&client, &b).await,
+            Full,
+            "an unreplicated claim does not resume"
+        );
+        let stats = b.fleet.stats();
+        assert_eq!(
+            (stats.claims_won, stats.claims_unreplicated),
+            (0, 1),
+            "{stats:?}"
+        );
+        sleeper.join().unwrap();
+        cluster.wait_until(|c| c.all_ok() && c.replicas_synced() == 3);
+
+        // Replicated, the claim counts.
+        let client = connector(TLS13);
+        assert_eq!(kind(&client, &a).await, Full);
+        a.settle().await;
+        let proxy = Proxy::start(b.addr, Framing::Whole).await;
+        assert_eq!(
+            connect(&client, proxy.addr).await.0,
+            Resumed,
+            "replicated claim"
+        );
+        let hello = proxy.last_hello();
+        assert_eq!(b.fleet.stats().claims_won, 1);
+
+        // Kill the master that held the claimed ticket: after the failover, the
+        // promoted replica does not have it either.
+        cluster.kill(cluster.master_of(&first_ticket_key(&hello)));
+        cluster.wait_until(|c| c.masters().len() == 3 && c.all_ok());
+        for instance in [&a, &b] {
+            assert_eq!(
+                replay(instance.addr, Framing::Whole, &hello).await,
+                Answer::Full
+            );
+        }
+        a.stop().await;
+        b.stop().await;
+    }
+
+    /// The Redis key of the first PSK identity in a recorded ClientHello.
+    fn first_ticket_key(hello: &[u8]) -> String {
+        use rustls_session_cache::fleet::client_hello::{Parsed, parse};
+        let Parsed::Complete(offer) = parse(hello) else {
+            panic!("a whole hello")
+        };
+        format!("rsc:{}", hex_of(&offer.identities[0]))
+    }
+
+    fn hex_of(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 }

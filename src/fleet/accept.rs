@@ -12,8 +12,9 @@
 //!    look up. If they do not parse, or their cipher suites are not the ones rustls
 //!    parsed, nothing is fetched or claimed.
 //! 3. **Claim or fetch** (see `fetch`), within the fetch deadline.
-//! 4. **Hand over.** rustls processes the hello with the connection's claims lent to it
-//!    (see `claims`): its `take`s can redeem those and nothing else.
+//! 4. **Hand over.** rustls runs the handshake with the connection's claims lent to it
+//!    (see `claims`): its `take`s can redeem those and nothing else, for the first
+//!    ClientHello or a second one after a HelloRetryRequest.
 
 use std::io;
 use std::sync::Arc;
@@ -159,8 +160,15 @@ impl FleetAcceptor {
         };
         start.io.hello_read(prepared);
         let config = self.config.clone();
-        let (handshake, _unredeemed) = claims::lend(claims, || start.into_stream(config));
-        handshake.await
+        claims::lend(claims, async move {
+            // rustls processes the hello right here, in `into_stream_with`, and tells
+            // which version it chose; later polls finish the handshake.
+            let handshake = start.into_stream_with(config, |conn| {
+                claims::negotiated(conn.protocol_version());
+            });
+            handshake.await
+        })
+        .await
     }
 }
 

@@ -11,8 +11,8 @@ use tokio::sync::Semaphore;
 
 use super::codec::FleetKeys;
 use super::stats::Counters;
-use super::store::Store;
-use super::write_behind::{WriteQueue, write_behind};
+use super::store::{Store, Target};
+use super::write_behind::{WriteQueue, Writer, write_behind};
 use super::{Config, Fleet};
 use crate::cache::SessionCache;
 
@@ -26,6 +26,8 @@ pub const DEFAULT_HELLO_TIMEOUT: Duration = Duration::from_secs(10);
 const WRITE_QUEUE: (&str, usize, usize, usize) = ("write_queue", 8192, 1, 1 << 20);
 const MAX_IN_FLIGHT: (&str, usize, usize, usize) = ("max_in_flight", 512, 1, 65_536);
 const MAX_IDENTITIES: (&str, usize, usize, usize) = ("max_identities", 4, 0, 16);
+const CLAIM_REPLICAS: (&str, usize, usize, usize) = ("claim_replicas", 0, 0, 8);
+const SEEDS: (&str, usize, usize, usize) = ("redis_cluster seeds", 1, 1, 64);
 
 /// Bounds on the durations: `(setting, min, max)`.
 const FETCH_DEADLINE: (&str, Duration, Duration) = (
@@ -62,7 +64,7 @@ const MAX_PREFIX: usize = 64;
 #[must_use]
 pub struct FleetBuilder {
     l1: Arc<SessionCache>,
-    url: String,
+    target: Target,
     prefix: String,
     keys: Option<FleetKeys>,
     deadline: Duration,
@@ -70,13 +72,14 @@ pub struct FleetBuilder {
     max_identities: usize,
     max_in_flight: usize,
     write_queue: usize,
+    claim_replicas: usize,
 }
 
 impl FleetBuilder {
     pub(crate) fn new(l1: Arc<SessionCache>) -> Self {
         Self {
             l1,
-            url: "redis://127.0.0.1:6379".into(),
+            target: Target::Single("redis://127.0.0.1:6379".into()),
             prefix: "rsc".into(),
             keys: None,
             deadline: DEFAULT_FETCH_DEADLINE,
@@ -84,20 +87,68 @@ impl FleetBuilder {
             max_identities: MAX_IDENTITIES.1,
             max_in_flight: MAX_IN_FLIGHT.1,
             write_queue: WRITE_QUEUE.1,
+            claim_replicas: CLAIM_REPLICAS.1,
         }
     }
 
-    /// Where Redis is; default `redis://127.0.0.1:6379`. `rediss://` (TLS) needs the
-    /// `redis` crate's TLS feature in your build, e.g. `tokio-rustls-comp`.
+    /// Where Redis is, a single node; default `redis://127.0.0.1:6379`. `rediss://`
+    /// (TLS) needs the `redis` crate's TLS feature in your build, e.g.
+    /// `tokio-rustls-comp`.
     pub fn redis_url(self, url: impl Into<String>) -> Self {
         Self {
-            url: url.into(),
+            target: Target::Single(url.into()),
+            ..self
+        }
+    }
+
+    /// A Redis Cluster instead, found through these seed nodes (`redis://host:port`
+    /// URLs, as many as you like): any one that answers is enough to learn the topology,
+    /// at start or after a failover. The `redis` crate's cluster client routes each
+    /// command to the master of its key's slot, follows `MOVED` and `ASK`, and refreshes
+    /// the slot map by itself.
+    ///
+    /// ```no_run
+    /// # use rustls_session_cache::{SessionCache, fleet::{Fleet, FleetKeys}};
+    /// # async fn run(keys: FleetKeys) -> Result<(), rustls_session_cache::fleet::FleetError> {
+    /// let fleet = Fleet::builder(SessionCache::new(20_480))
+    ///     .redis_cluster(["redis://10.0.0.5:7000", "redis://10.0.0.6:7000"])
+    ///     .keys(keys)
+    ///     .build()?;
+    /// # Ok(()) }
+    /// ```
+    pub fn redis_cluster<S: Into<String>>(self, seeds: impl IntoIterator<Item = S>) -> Self {
+        Self {
+            target: Target::Cluster(seeds.into_iter().map(Into::into).collect()),
+            ..self
+        }
+    }
+
+    /// How many replicas must acknowledge a TLS 1.3 claim before it counts; default 0,
+    /// at most 8. With `n > 0` each claim's `GETDEL` is followed by `WAIT n` (bounded by
+    /// what is left of the fetch deadline) on the same master, and a claim fewer replicas
+    /// acknowledged gives a full handshake (counted in `claims_unreplicated`).
+    ///
+    /// Why: replication is asynchronous. With 0, a master that acknowledges a `GETDEL`
+    /// and dies before replicating it leaves the ticket alive on the replica promoted in
+    /// its place, and a replay of the ticket there wins a second claim. With `n`, a
+    /// ticket resumes only once `n` replicas have deleted it too; what can still happen
+    /// is the promotion of a replica that was not among them (with more replicas than
+    /// `n`), or the loss of all `n` with the master. Redis promotes the replica with the
+    /// most replication progress, which is one that acknowledged, when any survives. The
+    /// cost is one replication round trip per resumption: see the fleet benchmark.
+    ///
+    /// Redis checks `WAIT`'s timeout on its own clock, about every 100 ms at its default
+    /// `hz` of 10: with a shorter fetch deadline, a claim no replica acknowledges ends as
+    /// a fetch timeout rather than in `claims_unreplicated`. Either way it does not count.
+    pub fn claim_replicas(self, n: usize) -> Self {
+        Self {
+            claim_replicas: n,
             ..self
         }
     }
 
     /// The prefix of every Redis key, `PREFIX:hex(id)`; default `rsc`. 1 to 64 printable
-    /// ASCII characters, no spaces. Fleets that must not share sessions need different
+    /// ASCII characters, no spaces and no braces (a cluster hash tag). Fleets that must not share sessions need different
     /// prefixes (or different keys).
     pub fn prefix(self, prefix: impl Into<String>) -> Self {
         Self {
@@ -173,6 +224,8 @@ impl FleetBuilder {
             (self.write_queue, WRITE_QUEUE),
             (self.max_in_flight, MAX_IN_FLIGHT),
             (self.max_identities, MAX_IDENTITIES),
+            (self.claim_replicas, CLAIM_REPLICAS),
+            (self.target.nodes(), SEEDS),
         ] {
             if !(min..=max).contains(&value) {
                 return Err(FleetError::LimitOutOfRange {
@@ -198,21 +251,37 @@ impl FleetBuilder {
         }
         check_prefix(&self.prefix)?;
         let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+        // tokio has no way to ask whether a runtime has timers but to make one, which
+        // panics without them (the acceptor's deadlines would, once per connection).
+        let timers = std::panic::catch_unwind(|| {
+            let _entered = runtime.enter();
+            drop(tokio::time::sleep(Duration::ZERO));
+        });
+        if timers.is_err() {
+            return Err(FleetError::NoRuntime);
+        }
         let store = {
             let _entered = runtime.enter();
             let connect_timeout = self.deadline.max(Duration::from_millis(200));
-            Store::open(&self.url, self.prefix, connect_timeout)?
+            Store::open(
+                &self.target,
+                self.prefix,
+                connect_timeout,
+                self.claim_replicas,
+            )?
         };
         let keys = Arc::new(keys);
         let counters = Arc::new(Counters::default());
         let writes = Arc::new(WriteQueue::new(self.write_queue));
-        runtime.spawn(write_behind(
-            writes.clone(),
-            store.clone(),
-            keys.clone(),
-            counters.clone(),
-            self.l1.clone(),
-        ));
+        let warming = store.clone();
+        runtime.spawn(async move { warming.warm_up().await });
+        runtime.spawn(write_behind(Writer {
+            queue: writes.clone(),
+            store: store.clone(),
+            keys: keys.clone(),
+            counters: counters.clone(),
+            l1: self.l1.clone(),
+        }));
         static FLEETS: AtomicU64 = AtomicU64::new(1);
         Ok(Arc::new(Fleet {
             id: FLEETS.fetch_add(1, Ordering::Relaxed),
@@ -238,6 +307,8 @@ fn check_prefix(prefix: &str) -> Result<(), FleetError> {
         "it is longer than 64 bytes"
     } else if !prefix.bytes().all(|b| b.is_ascii_graphic()) {
         "it has a character that is not printable ASCII, or a space"
+    } else if prefix.contains(['{', '}']) {
+        "it has a brace: on a cluster, a hash tag would put every session in one slot"
     } else {
         return Ok(());
     };
@@ -254,6 +325,7 @@ impl fmt::Debug for FleetBuilder {
             .field("max_identities", &self.max_identities)
             .field("max_in_flight", &self.max_in_flight)
             .field("write_queue", &self.write_queue)
+            .field("claim_replicas", &self.claim_replicas)
             .finish_non_exhaustive()
     }
 }
@@ -311,7 +383,8 @@ pub enum FleetError {
         /// Why.
         reason: &'static str,
     },
-    /// `build` was called outside a tokio runtime.
+    /// `build` was called outside a tokio runtime, or in one without timers
+    /// (`enable_time`, or `enable_all`).
     NoRuntime,
     /// Redis failed to carry out an operation; the `source` says why.
     Redis {
@@ -357,7 +430,9 @@ impl fmt::Display for FleetError {
                 "{setting} is {value:?}: it must be from {min:?} to {max:?}"
             ),
             Self::BadPrefix { reason } => write!(f, "bad Redis key prefix: {reason}"),
-            Self::NoRuntime => f.write_str("the fleet tier must be built inside a tokio runtime"),
+            Self::NoRuntime => f.write_str(
+                "the fleet tier must be built inside a tokio runtime with timers enabled",
+            ),
             Self::Redis { .. } => f.write_str("Redis failed"),
             Self::Timeout => f.write_str("Redis did not answer in time"),
         }

@@ -7,10 +7,10 @@
 //! - or locally, for a ticket this server issued whose write to Redis had not been sent:
 //!   the acceptor cancels the write, so no other server can ever see the ticket.
 //!
-//! The acceptor gathers what it won into [`Claims`] and lends them to rustls only while
-//! rustls processes that connection's ClientHello ([`lend`]). `Fleet::take`, which
-//! rustls calls from there, hands out a ticket only by [`redeem`]ing a claim: each claim
-//! once, on the thread and in the moment it was lent for. So a ticket resumes only where
+//! The acceptor gathers what it won into [`Claims`] and lends them to that connection's
+//! handshake only ([`lend`]: a tokio task-local, set while the handshake future runs).
+//! `Fleet::take`, which rustls calls from there, hands out a ticket only by
+//! [`redeem`]ing a claim: each claim once, within the handshake it was lent to. So a ticket resumes only where
 //! its claim was won, and once; every other way in finds no claim and gets a full
 //! handshake:
 //! - a connection accepted without the fleet's acceptor (its `take` sees no claims);
@@ -19,31 +19,36 @@
 //! - a claim lost, shed, timed out, or not attempted because Redis is down.
 //!
 //! Claims rustls did not redeem (it tried another identity first, or negotiated TLS 1.2)
-//! are dropped, and their tickets with them: they were taken out of Redis, and resume
+//! are dropped with the handshake, and their tickets with them: they were taken out of Redis, and resume
 //! nowhere. rustls does the same with the tickets it takes before checking binders.
 
 use std::cell::RefCell;
+use std::future::Future;
+
+use rustls::ProtocolVersion;
 
 use crate::session::Session;
 
 tokio::task_local! {
-    /// The claims lent to the ClientHello being processed on this thread, if any.
+    /// The claims lent to the handshake this task is running, if any.
     static LENT: RefCell<Claims>;
 }
 
-/// Tickets won for one connection, each redeemable once.
+/// Tickets won for one connection, each redeemable once; and what rustls negotiated.
 #[derive(Debug, Default)]
 pub(crate) struct Claims {
     /// Which fleet won them: a claim is redeemed only through the fleet that made it.
     fleet: u64,
     won: Vec<Session>,
+    /// The TLS version rustls chose for the connection, once it has.
+    version: Option<ProtocolVersion>,
 }
 
 impl Claims {
     pub(crate) fn new(fleet: u64) -> Self {
         Self {
             fleet,
-            won: Vec::new(),
+            ..Self::default()
         }
     }
 
@@ -53,18 +58,36 @@ impl Claims {
     }
 }
 
-/// Runs `f` (rustls processing a ClientHello) with `claims` lent to it, and returns what
-/// `f` returned with the claims it did not redeem.
-pub(crate) fn lend<R>(claims: Claims, f: impl FnOnce() -> R) -> (R, Claims) {
-    LENT.sync_scope(RefCell::new(claims), || {
-        let result = f();
-        let left = LENT.with(|lent| std::mem::take(&mut *lent.borrow_mut()));
-        (result, left)
-    })
+/// Runs `handshake` (rustls processing a ClientHello, and a second one after a
+/// HelloRetryRequest, and finishing the handshake) with `claims` lent to it. The claims
+/// it does not redeem are dropped with it.
+pub(crate) async fn lend<F: Future>(claims: Claims, handshake: F) -> F::Output {
+    LENT.scope(RefCell::new(claims), handshake).await
 }
 
-/// The ticket `id` of fleet `fleet`, if a claim for it is lent to this thread now and
-/// was not redeemed before. Removes the claim: one claim, one resumption.
+/// Notes the version rustls negotiated for the handshake the claims are lent to.
+pub(crate) fn negotiated(version: Option<ProtocolVersion>) {
+    let _ = LENT.try_with(|lent| {
+        if let Ok(mut lent) = lent.try_borrow_mut() {
+            lent.version = version;
+        }
+    });
+}
+
+/// The version rustls negotiated for the handshake fleet `fleet` lent claims to on this
+/// task, if it is running one.
+pub(crate) fn version(fleet: u64) -> Option<ProtocolVersion> {
+    LENT.try_with(|lent| {
+        let lent = lent.try_borrow().ok()?;
+        (lent.fleet == fleet).then_some(lent.version).flatten()
+    })
+    .ok()
+    .flatten()
+}
+
+/// The ticket `id` of fleet `fleet`, if a claim for it is lent to the handshake running
+/// on this task and was not redeemed before. Removes the claim: one claim, one
+/// resumption.
 pub(crate) fn redeem(fleet: u64, id: &[u8]) -> Option<Session> {
     LENT.try_with(|lent| {
         let mut lent = lent.try_borrow_mut().ok()?;
@@ -86,20 +109,22 @@ mod tests {
         Session::new(vec![id; 32], vec![id; 8])
     }
 
-    #[test]
-    fn a_claim_is_redeemed_once_and_only_while_lent() {
+    #[tokio::test]
+    async fn a_claim_is_redeemed_once_and_only_while_lent() {
         assert!(redeem(1, &[1; 32]).is_none(), "nothing lent");
         let mut claims = Claims::new(1);
         claims.won(ticket(1));
         claims.won(ticket(2));
-        let ((first, again, other_fleet, unknown), left) = lend(claims, || {
-            (
-                redeem(1, &[1; 32]).map(|t| t.value().to_vec()),
-                redeem(1, &[1; 32]),
-                redeem(2, &[2; 32]),
-                redeem(1, &[3; 32]),
-            )
-        });
+        let (first, again, other_fleet, unknown, across_await) = lend(claims, async {
+            let first = redeem(1, &[1; 32]).map(|t| t.value().to_vec());
+            let again = redeem(1, &[1; 32]);
+            let other_fleet = redeem(2, &[2; 32]);
+            let unknown = redeem(1, &[3; 32]);
+            tokio::task::yield_now().await; // a later poll: a second ClientHello, after HRR
+            let across_await = redeem(1, &[2; 32]).is_some();
+            (first, again, other_fleet, unknown, across_await)
+        })
+        .await;
         assert_eq!(first, Some(vec![1; 8]));
         assert!(again.is_none(), "one claim, one resumption");
         assert!(
@@ -107,21 +132,31 @@ mod tests {
             "claims belong to the fleet that won them"
         );
         assert!(unknown.is_none());
-        assert_eq!(left.won.len(), 1, "the unredeemed claim comes back");
-        assert_eq!(left.won[0].id(), &[2; 32]);
+        assert!(across_await, "lent for the whole handshake");
         assert!(redeem(1, &[2; 32]).is_none(), "nothing lent any more");
     }
 
-    #[test]
-    fn claims_lent_on_one_thread_are_not_seen_on_another() {
+    #[tokio::test]
+    async fn claims_lent_to_one_task_are_not_seen_by_another() {
         let mut claims = Claims::new(7);
         claims.won(ticket(9));
-        let (elsewhere, left) = lend(claims, || {
-            std::thread::spawn(|| redeem(7, &[9; 32]).is_some())
-                .join()
-                .unwrap()
-        });
-        assert!(!elsewhere);
-        assert_eq!(left.won.len(), 1);
+        let elsewhere = lend(claims, async {
+            let other = tokio::spawn(async { redeem(7, &[9; 32]).is_some() });
+            let thread = std::thread::spawn(|| redeem(7, &[9; 32]).is_some());
+            (other.await.unwrap(), thread.join().unwrap())
+        })
+        .await;
+        assert_eq!(elsewhere, (false, false));
+    }
+
+    #[tokio::test]
+    async fn the_negotiated_version_is_seen_only_by_its_fleet() {
+        assert_eq!(version(3), None);
+        let seen = lend(Claims::new(3), async {
+            negotiated(Some(ProtocolVersion::TLSv1_3));
+            (version(3), version(4))
+        })
+        .await;
+        assert_eq!(seen, (Some(ProtocolVersion::TLSv1_3), None));
     }
 }

@@ -6,21 +6,20 @@
 //! - Each TLS 1.3 ticket offered (up to the cap) is *claimed*: locally, by cancelling
 //!   its write if it was issued here and not yet sent; else in Redis with `GETDEL`,
 //!   after the write of the same ticket, if one is being sent, has landed. A ticket
-//!   claimed goes into the connection's [`Claims`], and nowhere else: L1's copy is
-//!   removed. A claim lost or never made leaves nothing to resume with.
+//!   claimed goes into the connection's [`Claims`], and nowhere else. A claim lost or
+//!   never made leaves nothing to resume with.
 //!
 //! Everything that goes to Redis goes in one pipeline, bounded by the fetch deadline and
 //! by the cap on connections waiting at once. A slow, absent or shedding Redis makes the
 //! handshake full; it never fails it, and never delays it past the deadline.
 
-use tokio::time::timeout;
+use tokio::time::{Instant, timeout_at};
 
 use super::Fleet;
 use super::claims::Claims;
 use super::client_hello::{Parsed, ResumptionOffer, parse};
-use super::store::Read;
+use super::store::{Read, Reply};
 use super::write_behind::Pending;
-use crate::callbacks::RemovalCause;
 use crate::session::Session;
 use crate::stats::{add, bump};
 
@@ -52,7 +51,8 @@ pub struct Prepared {
     pub claimed: usize,
     /// Of those, the ones claimed locally, by cancelling their write.
     pub claimed_locally: usize,
-    /// TLS 1.3 tickets this server held whose claim was lost.
+    /// TLS 1.3 tickets not found in Redis: used elsewhere already, expired, or never
+    /// written.
     pub claims_lost: usize,
     /// Identities not looked up: over the cap, too long, or with the whole lookup shed.
     pub shed: usize,
@@ -115,8 +115,8 @@ impl Fleet {
             reads.push(Read::Get(self.store.key(&id)));
             asked.push(Asked::Session(id));
         }
-        // The batch to wait for before any `GETDEL`, if a ticket's write is being sent.
-        let mut wait_for = None;
+        // Tickets whose write is being sent: their `GETDEL` waits for it to land.
+        let mut in_flight = Vec::new();
         let identities = if will_be_tls13 && claim_tickets {
             offer.identities
         } else {
@@ -137,9 +137,8 @@ impl Fleet {
                 // Issued here and never sent: no other server can have it.
                 Pending {
                     cancelled: Some(ticket),
-                    sending: None,
+                    sending: false,
                 } => {
-                    self.forget_ticket(&identity);
                     if !self.expired(&ticket) {
                         bump(&self.counters.claims_local);
                         report.claimed += 1;
@@ -149,7 +148,9 @@ impl Fleet {
                 }
                 // A write of it may land in Redis: claim it there, after that write.
                 Pending { sending, .. } => {
-                    wait_for = wait_for.max(sending);
+                    if sending {
+                        in_flight.push(identity.clone());
+                    }
                     reads.push(Read::GetDel(self.store.key(&identity)));
                     asked.push(Asked::Ticket(identity));
                 }
@@ -164,49 +165,51 @@ impl Fleet {
             report.shed += asked.len();
             return (claims, report);
         };
+        let deadline = Instant::now() + self.config.deadline;
         let round_trip = async {
-            if let Some(batch) = wait_for {
-                self.writes.landed(batch).await;
+            for id in &in_flight {
+                self.writes.landed(id).await;
             }
-            self.store.read(&reads).await
+            // Claims wait for replicas at most half of what is left of the deadline,
+            // leaving the rest for the reply to come back.
+            let left = deadline.saturating_duration_since(Instant::now());
+            self.store.read(&reads, left / 2).await
         };
-        let replies = match timeout(self.config.deadline, round_trip).await {
-            Ok(Ok(replies)) => replies,
-            Ok(Err(error)) => {
-                self.counters
-                    .redis_trouble("session lookup in Redis failed", &error);
-                report.timed_out = true;
-                return (claims, report);
-            }
-            Err(_) => {
-                bump(&self.counters.fetch_timeouts);
-                report.timed_out = true;
-                return (claims, report);
-            }
+        let Ok((replies, error)) = timeout_at(deadline, round_trip).await else {
+            bump(&self.counters.fetch_timeouts);
+            report.timed_out = true;
+            return (claims, report);
         };
+        if let Some(error) = error {
+            self.counters
+                .redis_trouble("session lookup in Redis failed", &error);
+            report.timed_out = true;
+        }
         for (asked, reply) in asked.into_iter().zip(replies) {
-            match asked {
-                Asked::Session(id) => {
+            match (asked, reply) {
+                (_, Reply::Failed) => {}
+                (Asked::Session(id), reply) => {
                     if let Some(session) = self.open(&id, reply) {
                         self.l1.insert(session, false);
                         report.fetched += 1;
                     }
                 }
-                Asked::Ticket(id) => {
-                    let held = self.forget_ticket(&id);
-                    match (reply, held) {
-                        (Some(sealed), _) => {
-                            if let Some(ticket) = self.open(&id, Some(sealed)) {
+                (Asked::Ticket(id), reply) => {
+                    match reply {
+                        Reply::Found(sealed) => {
+                            if let Some(ticket) = self.open(&id, Reply::Found(sealed)) {
                                 bump(&self.counters.claims_won);
                                 report.claimed += 1;
                                 claims.won(ticket);
                             }
                         }
-                        (None, true) => {
+                        // Deleted in Redis, but not known to be deleted on enough
+                        // replicas: it does not count, and resumes nowhere.
+                        Reply::Unreplicated => bump(&self.counters.claims_unreplicated),
+                        _ => {
                             bump(&self.counters.claims_lost);
                             report.claims_lost += 1;
                         }
-                        (None, false) => bump(&self.counters.l2_misses),
                     }
                 }
             }
@@ -216,9 +219,9 @@ impl Fleet {
 
     /// Opens a sealed session fetched for `id`. `None`, counted, if nothing was found,
     /// it does not authenticate, or it has expired.
-    fn open(&self, id: &[u8], sealed: Option<Vec<u8>>) -> Option<Session> {
+    fn open(&self, id: &[u8], reply: Reply) -> Option<Session> {
         let counters = &self.counters;
-        let Some(sealed) = sealed else {
+        let Reply::Found(sealed) = reply else {
             bump(&counters.l2_misses);
             return None;
         };
@@ -241,12 +244,6 @@ impl Fleet {
             .entry
             .stamp
             .is_expired_at(self.l1.clock.now_nanos(), self.l1.timeout_nanos())
-    }
-
-    /// Removes L1's copy of a ticket that is claimed, or lost: it is of no more use here.
-    /// Whether L1 held it.
-    fn forget_ticket(&self, id: &[u8]) -> bool {
-        self.l1.remove_as(id, RemovalCause::Taken)
     }
 }
 

@@ -107,8 +107,8 @@ use core::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use rustls::ServerConfig;
 use rustls::server::StoresServerSessions;
+use rustls::{ProtocolVersion, ServerConfig};
 use tokio::sync::Semaphore;
 
 pub use self::accept::FleetAcceptor;
@@ -120,6 +120,7 @@ pub use self::stats::FleetStats;
 use self::store::Store;
 pub use self::tap::HelloTap;
 use self::write_behind::WriteQueue;
+use crate::CacheMode;
 use crate::cache::{SessionCache, Stored};
 use crate::session::Session;
 use crate::stats::bump;
@@ -171,11 +172,13 @@ impl Fleet {
     /// as oversized, to Redis, through the write-behind queue. This is how sessions
     /// reach the fleet under `NO_INTERNAL_STORE`.
     pub fn add_session(&self, session: Session) -> bool {
-        let session = match self.l1.mode().updates_time() {
+        let update_time = self.l1.mode().updates_time();
+        let session = match update_time {
             true => session.restamped(self.l1.clock.now_nanos()),
             false => session,
         };
-        let stored = self.l1.insert(session.clone(), false);
+        // As `SessionCache::add_session`: an identical session held gets the new time.
+        let stored = self.l1.insert(session.clone(), update_time);
         if stored != Stored::Refused {
             self.queue(session);
         }
@@ -193,8 +196,8 @@ impl Fleet {
     pub async fn remove_session(&self, id: &[u8]) -> Result<bool, FleetError> {
         let in_l1 = self.l1.remove_session(id);
         let pending = self.writes.cancel(id);
-        if let Some(batch) = pending.sending {
-            let landed = tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(batch));
+        if pending.sending {
+            let landed = tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(id));
             landed.await.map_err(|_| FleetError::Timeout)?;
         }
         let queued = pending.cancelled.is_some();
@@ -214,32 +217,49 @@ impl Fleet {
         self.counters.snapshot(self.l1.stats(), self.writes.len())
     }
 
-    /// Queues `session` for Redis; counts a full queue as a dropped write.
-    fn queue(&self, session: Session) {
-        let counter = match self.writes.push(session) {
+    /// Queues `session` for Redis; counts a full queue as a dropped write. Whether it
+    /// was queued.
+    fn queue(&self, session: Session) -> bool {
+        let queued = self.writes.push(session);
+        bump(match queued {
             true => &self.counters.writes_queued,
             false => &self.counters.writes_dropped,
-        };
-        bump(counter);
+        });
+        queued
     }
 }
 
 impl StoresServerSessions for Fleet {
-    /// As [`SessionCache`]'s `put`, with the same return value; a session L1 stored is
-    /// also queued for Redis. Under `NO_INTERNAL_STORE` nothing is queued: the
+    /// As [`SessionCache`]'s `put`, with the same return value, and the session stored
+    /// is queued for Redis too. Under `NO_INTERNAL_STORE` nothing is queued: the
     /// application admits sessions with [`Fleet::add_session`].
+    ///
+    /// A TLS 1.3 ticket issued on a connection the acceptor took skips L1: it can resume
+    /// only through a claim, which comes from the write queue or Redis, so a copy in L1
+    /// would only take room from TLS 1.2 sessions. It counts as stored once queued (or
+    /// taken by `on_new_session`); when the queue is full, `put` returns `false` and
+    /// rustls issues no ticket that could never resume.
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let mode = self.l1.mode();
         if !(mode.caches_new_sessions() && mode.stores_internally()) {
             return self.l1.put(key, value);
         }
-        // One session for both tiers: L1 takes it, Redis gets a copy.
         let now = self.l1.clock.now_nanos();
         let session = Session::created_at_nanos(key, value, now);
-        let for_redis = (session.len() <= self.l1.max_session_size()).then(|| session.clone());
+        if session.len() > self.l1.max_session_size() {
+            return self.l1.put_session(session, mode, now); // refused, counted
+        }
+        if claims::version(self.id) == Some(ProtocolVersion::TLSv1_3) {
+            let handed =
+                self.l1
+                    .put_session(session.clone(), mode | CacheMode::NO_INTERNAL_STORE, now);
+            return self.queue(session) || handed;
+        }
+        // One session for both tiers: L1 takes it, Redis gets a copy.
+        let for_redis = session.clone();
         let stored = self.l1.put_session(session, mode, now);
-        if stored && let Some(session) = for_redis {
-            self.queue(session);
+        if stored {
+            self.queue(for_redis);
         }
         stored
     }
@@ -253,8 +273,9 @@ impl StoresServerSessions for Fleet {
     /// Never from L1 or Redis directly; without a claim, only the lookup callback is
     /// asked. Under `NO_INTERNAL_LOOKUP`, as [`SessionCache`]: the callback alone.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        // One read of the mode: a `set_mode` racing this call cannot send it to L1.
         if !self.l1.mode().looks_up_internally() {
-            return self.l1.take(key);
+            return self.l1.take_from_callback(key);
         }
         match claims::redeem(self.id, key) {
             Some(mut ticket) => {

@@ -30,7 +30,8 @@ pub struct FleetStats {
     /// Sessions fetched from Redis and put to use: TLS 1.2 sessions fetched into L1, and
     /// TLS 1.3 tickets claimed there.
     pub l2_hits: u64,
-    /// Sessions looked for in Redis and not found (or expired, or failing to open).
+    /// Sessions looked for in Redis and not found (or expired, or failing to open); TLS
+    /// 1.3 tickets not found count in `claims_lost` instead.
     pub l2_misses: u64,
     /// TLS 1.3 tickets claimed in Redis with `GETDEL`.
     pub claims_won: u64,
@@ -40,9 +41,12 @@ pub struct FleetStats {
     /// Claims that rustls then resumed with (the rest it did not ask for: it tried
     /// another identity, or negotiated TLS 1.2).
     pub claims_redeemed: u64,
-    /// TLS 1.3 tickets this server held whose claim was lost: used elsewhere already, or
-    /// never written. Removed from L1.
+    /// TLS 1.3 tickets offered whose claim was lost: not found in Redis (used elsewhere
+    /// already, expired, or never written).
     pub claims_lost: u64,
+    /// Claims taken in Redis that fewer replicas than `claim_replicas` acknowledged in
+    /// time: they do not count, and those tickets resume nowhere.
+    pub claims_unreplicated: u64,
     /// Writes queued for Redis.
     pub writes_queued: u64,
     /// Writes that landed in Redis.
@@ -72,7 +76,7 @@ pub struct FleetStats {
 impl FleetStats {
     /// Each counter with its name, in the order they are declared, L1's excepted: for
     /// a stats line or an exporter.
-    pub fn counters(&self) -> [(&'static str, u64); 17] {
+    pub fn counters(&self) -> [(&'static str, u64); 18] {
         [
             ("l2_hits", self.l2_hits),
             ("l2_misses", self.l2_misses),
@@ -80,6 +84,7 @@ impl FleetStats {
             ("claims_local", self.claims_local),
             ("claims_redeemed", self.claims_redeemed),
             ("claims_lost", self.claims_lost),
+            ("claims_unreplicated", self.claims_unreplicated),
             ("writes_queued", self.writes_queued),
             ("writes_written", self.writes_written),
             ("writes_dropped", self.writes_dropped),
@@ -104,6 +109,7 @@ pub(crate) struct Counters {
     pub(crate) claims_local: AtomicU64,
     pub(crate) claims_redeemed: AtomicU64,
     pub(crate) claims_lost: AtomicU64,
+    pub(crate) claims_unreplicated: AtomicU64,
     pub(crate) writes_queued: AtomicU64,
     pub(crate) writes_written: AtomicU64,
     pub(crate) writes_dropped: AtomicU64,
@@ -128,6 +134,7 @@ impl Counters {
             claims_local: read(&self.claims_local),
             claims_redeemed: read(&self.claims_redeemed),
             claims_lost: read(&self.claims_lost),
+            claims_unreplicated: read(&self.claims_unreplicated),
             writes_queued: read(&self.writes_queued),
             writes_written: read(&self.writes_written),
             writes_dropped: read(&self.writes_dropped),

@@ -1,15 +1,19 @@
 //! Write-behind: new sessions reach Redis from a queue, never from the handshake.
 //!
 //! `put` (and `Fleet::add_session`) only queue a session; one task takes batches off the
-//! queue, seals them and writes them with their remaining lifetime as the TTL. A full
-//! queue drops the newest write (counted): nothing waits for Redis in `put`.
+//! queue, seals them and writes them with their remaining lifetime as the TTL, a few
+//! batches at a time. A full queue drops the newest write (counted): nothing waits for
+//! Redis in `put`. On a cluster a batch goes out as one pipeline per hash slot, so a slot
+//! without a master holds up its own writes only.
 //!
 //! The queue is also what makes local claims possible. A ticket still *unsent* is known
 //! to no other server, so the acceptor can claim it by [`cancel`](WriteQueue::cancel)ing
-//! its write: it then never reaches Redis, and resumes once, here. A ticket whose batch
-//! is being *sent* cannot be cancelled; the acceptor waits for that batch to land
-//! ([`landed`](WriteQueue::landed)) before it claims the ticket with `GETDEL`, so the
-//! `SET` is always ahead of the `GETDEL` in Redis, whichever connection carries them.
+//! its write: it then never reaches Redis, and resumes once, here. A ticket whose write
+//! is being *sent* cannot be cancelled; the acceptor waits for that write to land or
+//! fail ([`landed`](WriteQueue::landed)) before it claims the ticket with `GETDEL`, so
+//! the `SET` is always ahead of the `GETDEL` in Redis, whichever connection carries
+//! them. A session is never in two writes being sent at once, so writes of the same id
+//! land in the order they were queued.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use std::time::Duration;
 
 use lru::LruCache;
 use parking_lot::Mutex;
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 
 use super::codec::FleetKeys;
 use super::stats::Counters;
@@ -26,18 +30,21 @@ use crate::cache::SessionCache;
 use crate::session::{Entry, Id, Session};
 use crate::stats::add;
 
-/// The most queued writes sent to Redis in one pipeline.
+/// The most queued writes taken in one batch.
 const WRITE_BATCH: usize = 64;
+
+/// The most batches being written at once.
+const BATCHES_IN_FLIGHT: usize = 4;
 
 /// How long one pipeline of writes may take before its writes count as dropped.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
-/// The writes waiting to be sent, and the batch being sent.
+/// The writes waiting to be sent, and the ones being sent.
 pub(crate) struct WriteQueue {
     state: Mutex<State>,
     /// Wakes the writer when a write is queued, or the queue is closed.
     wake: Notify,
-    /// How many batches have finished: landed in Redis, or failed.
+    /// Bumped whenever writes finish (land in Redis, or fail): waiters look again.
     finished: watch::Sender<u64>,
 }
 
@@ -45,10 +52,8 @@ struct State {
     /// Unsent writes, oldest first.
     unsent: LruCache<Id, Entry>,
     capacity: usize,
-    /// The ids in the batch being sent now.
+    /// The ids of the writes being sent now.
     sending: HashSet<Id>,
-    /// How many batches have been taken for sending; the one in flight is this number.
-    taken: u64,
     closed: bool,
 }
 
@@ -58,9 +63,9 @@ struct State {
 pub(crate) struct Pending {
     /// The write not yet sent, now cancelled: it never will be.
     pub(crate) cancelled: Option<Session>,
-    /// The batch being sent, if it holds a write of this id: wait for
-    /// [`WriteQueue::landed`] with this number before reading the id from Redis.
-    pub(crate) sending: Option<u64>,
+    /// Whether a write of this id is being sent: wait for [`WriteQueue::landed`] before
+    /// reading the id from Redis.
+    pub(crate) sending: bool,
 }
 
 impl WriteQueue {
@@ -70,7 +75,6 @@ impl WriteQueue {
                 unsent: LruCache::unbounded(),
                 capacity,
                 sending: HashSet::new(),
-                taken: 0,
                 closed: false,
             }),
             wake: Notify::new(),
@@ -104,15 +108,19 @@ impl WriteQueue {
             .unsent
             .pop_entry(id)
             .map(|(id, entry)| Session { id, entry });
-        let sending = state.sending.contains(id).then_some(state.taken);
+        let sending = state.sending.contains(id);
         Pending { cancelled, sending }
     }
 
-    /// Waits until batch `batch` has finished: its writes landed in Redis, or failed.
-    pub(crate) async fn landed(&self, batch: u64) {
+    /// Waits until no write of `id` is being sent: it landed in Redis, or failed.
+    pub(crate) async fn landed(&self, id: &[u8]) {
         let mut finished = self.finished.subscribe();
-        // The sender lives as long as `self`: this cannot fail while we wait.
-        let _ = finished.wait_for(|done| *done >= batch).await;
+        while self.state.lock().sending.contains(id) {
+            // The sender lives as long as `self`: this cannot fail while we wait.
+            if finished.changed().await.is_err() {
+                return;
+            }
+        }
     }
 
     /// Stops taking writes. Those queued are still written.
@@ -125,25 +133,32 @@ impl WriteQueue {
         self.state.lock().unsent.len()
     }
 
-    /// The next batch to send, oldest first, and its number; `None` once the queue is
-    /// closed and empty.
-    async fn next_batch(&self) -> Option<(u64, Vec<Session>)> {
+    /// The next batch to send, oldest first; `None` once the queue is closed and empty.
+    /// A session whose earlier write is still being sent waits for the next batch.
+    async fn next_batch(&self) -> Option<Vec<Session>> {
         loop {
             {
                 let mut state = self.state.lock();
-                if !state.unsent.is_empty() {
-                    let mut batch = Vec::with_capacity(WRITE_BATCH);
-                    while batch.len() < WRITE_BATCH {
-                        let Some((id, entry)) = state.unsent.pop_lru() else {
-                            break;
-                        };
-                        state.sending.insert(id.clone());
-                        batch.push(Session { id, entry });
+                let ready: Vec<Id> = state
+                    .unsent
+                    .iter()
+                    .rev()
+                    .map(|(id, _)| id)
+                    .filter(|id| !state.sending.contains(id.as_slice()))
+                    .take(WRITE_BATCH)
+                    .cloned()
+                    .collect();
+                if !ready.is_empty() {
+                    let mut batch = Vec::with_capacity(ready.len());
+                    for id in ready {
+                        if let Some((id, entry)) = state.unsent.pop_entry(id.as_slice()) {
+                            state.sending.insert(id.clone());
+                            batch.push(Session { id, entry });
+                        }
                     }
-                    state.taken += 1;
-                    return Some((state.taken, batch));
+                    return Some(batch);
                 }
-                if state.closed {
+                if state.closed && state.unsent.is_empty() {
                     return None;
                 }
             }
@@ -151,46 +166,77 @@ impl WriteQueue {
         }
     }
 
-    /// Batch `batch` has landed or failed: its ids are no longer being sent.
-    fn finish(&self, batch: u64) {
-        self.state.lock().sending.clear();
-        self.finished.send_replace(batch);
+    /// These writes have landed or failed: they are no longer being sent.
+    fn finish(&self, ids: impl IntoIterator<Item = Vec<u8>>) {
+        {
+            let mut state = self.state.lock();
+            for id in ids {
+                state.sending.remove(id.as_slice());
+            }
+        }
+        self.finished.send_modify(|n| *n = n.wrapping_add(1));
+        // A write held back behind one of these may go now.
+        self.wake.notify_one();
     }
 }
 
-/// The writer: takes batches off `queue`, seals them, and writes them to Redis with their
-/// remaining lifetime as the TTL, until the queue is closed and empty.
-pub(crate) async fn write_behind(
-    queue: Arc<WriteQueue>,
-    store: Store,
-    keys: Arc<FleetKeys>,
-    counters: Arc<Counters>,
-    l1: Arc<SessionCache>,
-) {
-    while let Some((number, batch)) = queue.next_batch().await {
-        let now = l1.clock.now_nanos();
-        let cache_timeout = l1.timeout_nanos();
-        let writes: Vec<Write> = batch
-            .iter()
-            .filter_map(|session| {
-                let stamp = session.entry.stamp;
-                let left_ms = (stamp.deadline(cache_timeout) - i128::from(now)) / 1_000_000;
-                // Expired while queued: not worth writing.
-                let ttl_ms = u64::try_from(left_ms).ok().filter(|ms| *ms > 0)?;
-                let key = store.key(session.id());
-                let sealed = keys.seal(&key, session, stamp.timeout_or(cache_timeout));
-                Some(Write {
-                    key,
-                    sealed,
-                    ttl_ms,
-                })
-            })
-            .collect();
-        let expired = (batch.len() - writes.len()) as u64;
-        add(&counters.writes_dropped, expired);
-        if !writes.is_empty() {
-            let written = writes.len() as u64;
-            match tokio::time::timeout(WRITE_TIMEOUT, store.write(&writes)).await {
+/// What the writer needs.
+pub(crate) struct Writer {
+    pub(crate) queue: Arc<WriteQueue>,
+    pub(crate) store: Store,
+    pub(crate) keys: Arc<FleetKeys>,
+    pub(crate) counters: Arc<Counters>,
+    pub(crate) l1: Arc<SessionCache>,
+}
+
+/// The writer: takes batches off the queue, seals them, and writes them to Redis with
+/// their remaining lifetime as the TTL, until the queue is closed and empty.
+pub(crate) async fn write_behind(writer: Writer) {
+    let writer = Arc::new(writer);
+    let in_flight = Arc::new(Semaphore::new(BATCHES_IN_FLIGHT));
+    while let Some(batch) = writer.queue.next_batch().await {
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            return; // never closed
+        };
+        let writer = writer.clone();
+        tokio::spawn(async move {
+            writer.write(batch).await;
+            drop(permit);
+        });
+    }
+}
+
+impl Writer {
+    async fn write(&self, batch: Vec<Session>) {
+        let (counters, store) = (&self.counters, &self.store);
+        let now = self.l1.clock.now_nanos();
+        let cache_timeout = self.l1.timeout_nanos();
+        let ids: Vec<Vec<u8>> = batch.iter().map(|s| s.id().to_vec()).collect();
+        let mut writes = Vec::with_capacity(batch.len());
+        for (session, id) in batch.iter().zip(&ids) {
+            let stamp = session.entry.stamp;
+            let left_ms = (stamp.deadline(cache_timeout) - i128::from(now)) / 1_000_000;
+            // Expired while queued: not worth writing.
+            let Some(ttl_ms) = u64::try_from(left_ms).ok().filter(|ms| *ms > 0) else {
+                add(&counters.writes_dropped, 1);
+                continue;
+            };
+            let key = store.key(id);
+            let sealed = self
+                .keys
+                .seal(&key, session, stamp.timeout_or(cache_timeout));
+            writes.push(Write {
+                id: id.clone(),
+                key,
+                sealed,
+                ttl_ms,
+            });
+        }
+        drop(batch); // the plaintexts, wiped
+        let groups = store.write_groups(writes);
+        let sends = groups.iter().map(|group| async move {
+            let written = group.len() as u64;
+            match tokio::time::timeout(WRITE_TIMEOUT, store.write(group)).await {
                 Ok(Ok(())) => add(&counters.writes_written, written),
                 Ok(Err(error)) => {
                     add(&counters.writes_dropped, written);
@@ -202,8 +248,14 @@ pub(crate) async fn write_behind(
                         .redis_trouble("session writes to Redis timed out", &"no answer within 1s");
                 }
             }
-        }
-        queue.finish(number);
+            // Each group's ids are done as soon as it is: waiters on other slots are
+            // not held up by this one.
+            self.queue
+                .finish(group.iter().map(|write| write.id.clone()));
+        });
+        futures_util::future::join_all(sends).await;
+        // The expired ones are done too.
+        self.queue.finish(ids);
     }
 }
 
@@ -234,13 +286,10 @@ mod tests {
         queue.push(session(2));
         let pending = queue.cancel(&[1; 32]);
         assert_eq!(pending.cancelled.unwrap().value(), &[1; 8]);
-        assert_eq!(pending.sending, None);
+        assert!(!pending.sending);
         let again = queue.cancel(&[1; 32]);
-        assert!(
-            again.cancelled.is_none() && again.sending.is_none(),
-            "only once"
-        );
-        let (number, batch) = queue.next_batch().await.unwrap();
+        assert!(again.cancelled.is_none() && !again.sending, "only once");
+        let batch = queue.next_batch().await.unwrap();
         assert_eq!(batch.len(), 1);
         assert_eq!(batch[0].id(), &[2; 32]);
         // Queued again while the first write is being sent: the unsent one is
@@ -248,14 +297,33 @@ mod tests {
         queue.push(session(2));
         let pending = queue.cancel(&[2; 32]);
         assert!(pending.cancelled.is_some());
-        assert_eq!(pending.sending, Some(number));
+        assert!(pending.sending);
         let waiter = queue.clone();
-        let landed = tokio::spawn(async move { waiter.landed(number).await });
+        let landed = tokio::spawn(async move { waiter.landed(&[2; 32]).await });
         tokio::task::yield_now().await;
         assert!(!landed.is_finished());
-        queue.finish(number);
+        queue.finish([vec![9; 32]]); // another write finishing changes nothing
+        tokio::task::yield_now().await;
+        assert!(!landed.is_finished());
+        queue.finish([vec![2; 32]]);
         landed.await.unwrap();
-        assert_eq!(queue.cancel(&[2; 32]).sending, None);
+        assert!(!queue.cancel(&[2; 32]).sending);
+    }
+
+    #[tokio::test]
+    async fn a_session_being_sent_is_not_sent_again_until_it_lands() {
+        let queue = WriteQueue::new(8);
+        queue.push(session(1));
+        let first = queue.next_batch().await.unwrap();
+        assert_eq!(first.len(), 1);
+        queue.push(session(1)); // written again while the first write is out
+        queue.push(session(2));
+        let second = queue.next_batch().await.unwrap();
+        let ids: Vec<&[u8]> = second.iter().map(Session::id).collect();
+        assert_eq!(ids, [&[2; 32][..]], "the second write of 1 waits");
+        queue.finish([vec![1; 32]]);
+        let third = queue.next_batch().await.unwrap();
+        assert_eq!(third[0].id(), &[1; 32]);
     }
 
     #[tokio::test]
