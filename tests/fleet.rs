@@ -671,6 +671,36 @@ async fn put_add_and_remove_match_the_cache_and_reach_redis() {
     assert!(!fleet.remove_session(&[5; 32]).await.unwrap());
 }
 
+/// The README's ACL for the fleet's user is enough: two instances logged in as a user
+/// limited to the prefix and the commands the fleet uses share sessions, and
+/// `remove_session` works.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_acl_is_all_the_fleet_needs() {
+    let redis = Redis::start();
+    let acl = "ACL SETUSER rsc on >secret-pw ~rsc:* -@all +get +set +getdel +del +ping";
+    assert_eq!(redis.command(acl), "+OK\r\n");
+    let url = format!("redis://rsc:secret-pw@127.0.0.1:{}", redis.port);
+    let login = |b: FleetBuilder| b.redis_url(url.clone());
+    let a = Instance::with(&redis, KEY1, SessionCache::builder(), login, None).await;
+    let b = Instance::with(&redis, KEY1, SessionCache::builder(), login, None).await;
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(kind(&client, &a).await, Full);
+        a.settle().await;
+        assert_eq!(kind(&client, &b).await, Resumed, "{version:?}");
+    }
+    let session = Session::new(vec![8; 32], vec![9; 83]);
+    assert!(a.fleet.add_session(session));
+    a.settle().await;
+    assert!(a.fleet.remove_session(&[8; 32]).await.unwrap());
+    assert_eq!(
+        a.fleet.stats().redis_errors + b.fleet.stats().redis_errors,
+        0
+    );
+    a.stop().await;
+    b.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_builder_refuses_every_setting_out_of_bounds_with_a_typed_error() {
     let keys = || FleetKeys::parse(KEY1).unwrap();
@@ -1225,6 +1255,8 @@ mod binary {
 
 /// The fleet on a real Redis Cluster: three masters with a replica each.
 mod cluster {
+    use redis::RedisResult;
+
     use super::*;
 
     /// Sessions and tickets made on one instance resume on the other, spread over every
@@ -1338,7 +1370,8 @@ mod cluster {
         assert_eq!(kind(&client, &a).await, Full);
         a.settle().await;
         let newest = ids.lock().unwrap().last().cloned().unwrap();
-        let replica = cluster.replica_of(cluster.master_of(&format!("rsc:{}", hex_of(&newest))));
+        let master = cluster.master_of(&format!("rsc:{}", hex_of(&newest)));
+        let replica = cluster.replica_of(master);
         let sleeper = std::thread::spawn(move || {
             super::common::redis::command_on(replica, "DEBUG SLEEP 0.6")
         });
@@ -1355,17 +1388,35 @@ mod cluster {
             "{stats:?}"
         );
         sleeper.join().unwrap();
-        cluster.wait_until(|c| c.all_ok() && c.replicas_synced() == 3);
+        // Until the woken replica acknowledges its master's writes again: a write to
+        // the ticket's slot, then WAIT on the same connection.
+        let probe = format!("{{rsc:{}}}probe", hex_of(&newest));
+        cluster.wait_until(|_| {
+            let client = redis::Client::open(format!("redis://127.0.0.1:{master}")).unwrap();
+            let mut conn = client.get_connection().unwrap();
+            let acked: RedisResult<((), i64)> = redis::pipe()
+                .cmd("SET")
+                .arg(&probe)
+                .arg(1)
+                .cmd("WAIT")
+                .arg(1)
+                .arg(100)
+                .query(&mut conn);
+            matches!(acked, Ok(((), 1)))
+        });
 
         // Replicated, the claim counts.
         let client = connector(TLS13);
         assert_eq!(kind(&client, &a).await, Full);
         a.settle().await;
         let proxy = Proxy::start(b.addr, Framing::Whole).await;
+        let resumed = connect(&client, proxy.addr).await.0;
         assert_eq!(
-            connect(&client, proxy.addr).await.0,
+            resumed,
             Resumed,
-            "replicated claim"
+            "replicated claim: a {:?} b {:?}",
+            a.fleet.stats(),
+            b.fleet.stats()
         );
         let hello = proxy.last_hello();
         assert_eq!(b.fleet.stats().claims_won, 1);

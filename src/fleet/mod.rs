@@ -59,13 +59,31 @@
 //! partitioned away, and a ticket whose write never landed.
 //!
 //! What it does not cover: a ticket handed out by the lookup callback (then single use
-//! is the callback's job, as with [`SessionCache`]), and sessions under a
+//! is the callback's job, as with [`SessionCache`]); sessions under a
 //! `ServerConfig::ticketer` (stateless tickets never touch the store; rustls refuses
-//! 0-RTT with them). TLS 1.2 sessions are multi-use by design.
+//! 0-RTT with them); a ticket the application hands back with [`Fleet::add_session`]
+//! after it was used (that makes it claimable again); and, on a Redis Cluster with
+//! `claim_replicas(0)`, a master that dies after answering a `GETDEL` and before
+//! replicating it (see [`FleetBuilder::claim_replicas`]). TLS 1.2 sessions are
+//! multi-use by design.
+//!
+//! A known limitation: TLS 1.2 session ids are sent in the clear, and one offered as a
+//! TLS 1.3 ticket identity is claimed (deleted) like a ticket, as rustls's own store
+//! deletes what it `take`s. Whoever sees a TLS 1.2 session id can so end its
+//! resumption on the servers that have not fetched it yet: a full handshake for its
+//! client, never a resumption for anyone without the secret.
+//!
+//! # Redis, one node or a cluster
+//!
+//! [`FleetBuilder::redis_url`] names one Redis; [`FleetBuilder::redis_cluster`] the seed
+//! nodes of a Redis Cluster, reached through the `redis` crate's cluster client. Commands
+//! go out as one pipeline per hash slot, so a slot without a master (while a replica is
+//! being promoted) fails alone: its sessions give full handshakes, within the deadline,
+//! and resume again once the cluster has a master for it.
 //!
 //! # Cache modes, fleet-wide
 //!
-//! The L1 cache's [`CacheMode`](crate::CacheMode) governs Redis too:
+//! The L1 cache's [`CacheMode`] governs Redis too:
 //! - `SERVER` (default): new sessions go to L1 and to Redis;
 //! - `NO_INTERNAL_STORE`: new sessions go to `on_new_session` only; the ones the
 //!   application admits with [`Fleet::add_session`] go to L1 and Redis;
