@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::connect_saying;
 use common::hello::{Answer, MAX_RECORD, client_hello, client_hello_padded};
 use common::process::{repo, s_client};
 use common::redis::{Cluster, Redis};
@@ -140,16 +141,7 @@ impl Instance {
 
     /// Waits until every write queued so far has been written to Redis or dropped.
     async fn settle(&self) {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let s = self.fleet.stats();
-            let done = s.writes_written + s.writes_dropped + s.writes_cancelled;
-            if done >= s.writes_queued && s.writes_pending == 0 {
-                return;
-            }
-            assert!(Instant::now() < deadline, "writes did not settle: {s:?}");
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
+        common::redis::settle(&self.fleet).await;
     }
 
     async fn stop(self) -> Report {
@@ -179,29 +171,6 @@ impl Backend for Cluster {
 /// behind a load balancer do (every instance has the same name and certificate).
 fn connector(version: &'static SupportedProtocolVersion) -> TlsConnector {
     common::tls_connector(version)
-}
-
-/// One connection: handshake, echo `line`, close. Returns how the handshake went and
-/// how long it took from the TCP connect.
-async fn connect_saying(
-    client: &TlsConnector,
-    addr: SocketAddr,
-    line: &[u8],
-) -> (HandshakeKind, Duration) {
-    let started = Instant::now();
-    let tcp = TcpStream::connect(addr).await.unwrap();
-    let mut tls = client
-        .connect(ServerName::try_from("localhost").unwrap(), tcp)
-        .await
-        .unwrap();
-    let took = started.elapsed();
-    let kind = tls.get_ref().1.handshake_kind().unwrap();
-    tls.write_all(line).await.unwrap();
-    let mut echo = vec![0; line.len()];
-    tls.read_exact(&mut echo).await.unwrap();
-    assert_eq!(echo, line);
-    tls.shutdown().await.unwrap();
-    (kind, took)
 }
 
 async fn connect(client: &TlsConnector, addr: SocketAddr) -> (HandshakeKind, Duration) {

@@ -84,9 +84,15 @@ pub fn client_hello_padded(
 
 /// `message` in handshake records of at most `record` bytes each.
 pub fn records_of(message: &[u8], record: usize) -> Vec<u8> {
+    records(22, [3, 1], message, record)
+}
+
+/// `payload` in records of content type `kind` and record version `version`, at most
+/// `size` bytes each (an empty payload makes no record).
+pub fn records(kind: u8, version: [u8; 2], payload: &[u8], size: usize) -> Vec<u8> {
     let mut records = Vec::new();
-    for chunk in message.chunks(record) {
-        records.extend_from_slice(&[22, 3, 1]);
+    for chunk in payload.chunks(size.max(1)) {
+        records.extend_from_slice(&[kind, version[0], version[1]]);
         records.extend_from_slice(&(chunk.len() as u16).to_be_bytes());
         records.extend_from_slice(chunk);
     }

@@ -99,18 +99,51 @@ pub fn client_config(version: &'static SupportedProtocolVersion) -> Arc<ClientCo
 /// A tokio-rustls client offering one TLS version, trusting the shipped `certs/ca.crt`,
 /// remembering its sessions (rustls's default in-memory store).
 pub fn tls_connector(version: &'static SupportedProtocolVersion) -> tokio_rustls::TlsConnector {
+    let config = shipped_client_config(ring::default_provider(), &[version]);
+    tokio_rustls::TlsConnector::from(Arc::new(config))
+}
+
+/// A client config on `provider` offering `versions`, trusting the shipped
+/// `certs/ca.crt`, remembering its sessions (rustls's default in-memory store).
+pub fn shipped_client_config(
+    provider: rustls::crypto::CryptoProvider,
+    versions: &[&'static SupportedProtocolVersion],
+) -> ClientConfig {
     use rustls::pki_types::pem::PemObject;
     let mut roots = RootCertStore::empty();
     let ca = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("certs/ca.crt");
     for cert in CertificateDer::pem_file_iter(ca).unwrap() {
         roots.add(cert.unwrap()).unwrap();
     }
-    let config = ClientConfig::builder_with_provider(provider())
-        .with_protocol_versions(&[version])
+    ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
         .unwrap()
         .with_root_certificates(roots)
-        .with_no_client_auth();
-    tokio_rustls::TlsConnector::from(Arc::new(config))
+        .with_no_client_auth()
+}
+
+/// One connection to an echo server: handshake, echo `line`, close. Returns how the
+/// handshake went (as the client saw it) and how long it took from the TCP connect.
+pub async fn connect_saying(
+    client: &tokio_rustls::TlsConnector,
+    addr: std::net::SocketAddr,
+    line: &[u8],
+) -> (HandshakeKind, Duration) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let started = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut tls = client
+        .connect(ServerName::try_from("localhost").unwrap(), tcp)
+        .await
+        .unwrap();
+    let took = started.elapsed();
+    let kind = tls.get_ref().1.handshake_kind().unwrap();
+    tls.write_all(line).await.unwrap();
+    let mut echo = vec![0; line.len()];
+    tls.read_exact(&mut echo).await.unwrap();
+    assert_eq!(echo, line);
+    tls.shutdown().await.unwrap();
+    (kind, took)
 }
 
 /// What one handshake did, as both ends report it.
