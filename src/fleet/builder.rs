@@ -217,7 +217,9 @@ impl FleetBuilder {
     /// # Errors
     ///
     /// [`FleetError`] for missing keys, a malformed Redis URL or prefix, a setting out of
-    /// its bounds, or no tokio runtime to run on.
+    /// its bounds, or no tokio runtime to run on. A runtime without timers is found out
+    /// by making one, which tokio refuses with a panic: it is caught and reported as
+    /// [`FleetError::NoRuntime`], but the panic hook has printed its message by then.
     pub fn build(self) -> Result<Arc<Fleet>, FleetError> {
         let keys = self.keys.ok_or(FleetError::NoKeys)?;
         for (value, (setting, _, min, max)) in [
