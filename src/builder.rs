@@ -126,7 +126,9 @@ impl SessionCacheBuilder {
     /// [`DEFAULT_MAX_SESSION_SIZE`]. Must be at least 1.
     ///
     /// Larger sessions are refused wherever they come from (`put`, `add_session`, the
-    /// lookup callback), counted in [`CacheStats::oversized`] and logged at `warn`.
+    /// lookup callback) and counted in [`CacheStats::oversized`]. Refusals are logged at
+    /// `warn`, but at most once per 10 s per cache, each line with the number not logged
+    /// since (`suppressed`): a client with a long certificate chain cannot fill the log.
     ///
     /// [`CacheStats::oversized`]: crate::CacheStats::oversized
     pub fn max_session_size(self, bytes: usize) -> Self {

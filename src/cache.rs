@@ -21,6 +21,7 @@ use crate::callbacks::{Callbacks, RemovalCause};
 use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
+use crate::rate_limit::RateLimited;
 use crate::session::{IdPrefix, Session, timeout_nanos, to_nanos};
 use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, Sweep};
 use crate::stats::{CacheStats, Counters, ShardCounts, bump};
@@ -51,6 +52,9 @@ pub struct SessionCache {
     /// The cache's timeout in nanoseconds.
     timeout: AtomicU64,
     max_session_size: usize,
+    /// The `warn` for refused oversized sessions, which any client with a long
+    /// certificate chain can cause on every handshake.
+    oversized_warning: RateLimited,
     pub(crate) callbacks: Callbacks,
     pub(crate) counters: Counters,
     pub(crate) clock: Clock,
@@ -104,6 +108,7 @@ impl SessionCache {
             mode: AtomicU32::new(mode.bits()),
             timeout: AtomicU64::new(timeout_nanos(timeout)),
             max_session_size,
+            oversized_warning: RateLimited::default(),
             callbacks,
             counters: Counters::default(),
             clock: Clock::new(),
@@ -122,7 +127,7 @@ impl SessionCache {
     ///   cache is full the least recently used one is evicted (`cache_full`, `on_remove`
     ///   with [`RemovalCause::Evicted`]);
     /// - `false` if the session is larger than the per-session limit (counted in
-    ///   [`CacheStats::oversized`], logged at `warn`).
+    ///   [`CacheStats::oversized`], logged at `warn` at most once per 10 s).
     ///
     /// Under `UPDATE_TIME` the session's creation time is set to now.
     pub fn add_session(&self, session: Session) -> bool {
@@ -344,18 +349,22 @@ impl SessionCache {
         stored
     }
 
-    /// Whether `session` fits the per-session limit; counts and logs a refusal.
+    /// Whether `session` fits the per-session limit; counts a refusal, and logs it at
+    /// most once per 10 s, with how many went unlogged since.
     pub(crate) fn admits(&self, session: &Session) -> bool {
         if session.len() <= self.max_session_size {
             return true;
         }
         bump(&self.counters.oversized);
-        tracing::warn!(
-            id_prefix = %IdPrefix::of(session.id()),
-            len = session.len(),
-            limit = self.max_session_size,
-            "session refused: larger than the per-session limit"
-        );
+        if let Some(suppressed) = self.oversized_warning.allow(self.clock.now_nanos()) {
+            tracing::warn!(
+                id_prefix = %IdPrefix::of(session.id()),
+                len = session.len(),
+                limit = self.max_session_size,
+                suppressed,
+                "session refused: larger than the per-session limit"
+            );
+        }
         false
     }
 

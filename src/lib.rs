@@ -161,9 +161,10 @@
 //! # Logging
 //!
 //! Events use targets under `rustls_session_cache`: hits and misses at `trace`; stores,
-//! removals and callback-supplied sessions at `debug`; refused oversized sessions and
-//! refused settings at `warn`; a panicking callback at `error`. Nothing is logged at
-//! `info` on the handshake path.
+//! removals and callback-supplied sessions at `debug`; refused settings at `warn`;
+//! refused oversized sessions at `warn` too, but at most once per 10 s per cache, with a
+//! `suppressed` count of the refusals not logged since; a panicking callback at `error`.
+//! Nothing is logged at `info` on the handshake path.
 //!
 //! [rustls]: https://docs.rs/rustls
 
@@ -200,6 +201,8 @@ pub mod fleet;
 
 mod mode;
 pub use mode::{CacheMode, ParseModeError};
+
+mod rate_limit;
 
 mod session;
 pub use session::Session;

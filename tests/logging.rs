@@ -105,15 +105,22 @@ fn handshakes_log_nothing_at_info_and_never_a_secret() {
 }
 
 #[test]
-fn refused_sessions_warn_without_secrets() {
+fn refused_sessions_warn_once_per_period_without_secrets() {
+    let mut oversized = 0;
     let lines = captured(|| {
         let cache = SessionCache::builder()
             .max_session_size(64)
             .build()
             .unwrap();
-        assert!(!cache.put(vec![0x5a; 32], vec![0xc3; 100]));
+        // One client with a long certificate chain, handshaking again and again.
+        for _ in 0..100 {
+            assert!(!cache.put(vec![0x5a; 32], vec![0xc3; 100]));
+        }
+        oversized = cache.stats().oversized;
     });
+    assert_eq!(oversized, 100, "every refusal is counted");
     let warns: Vec<_> = lines.iter().filter(|l| l.contains("WARN")).collect();
+    // The test runs in well under the 10 s period, so one line, for the first refusal.
     assert_eq!(warns.len(), 1, "{lines:#?}");
     assert!(warns[0].contains("session refused"), "{}", warns[0]);
     assert!(
@@ -121,6 +128,7 @@ fn refused_sessions_warn_without_secrets() {
         "{}",
         warns[0]
     );
+    assert!(warns[0].contains("suppressed=0"), "{}", warns[0]);
     assert!(warns[0].contains("id_prefix=5a5a5a5a…"), "{}", warns[0]);
     assert!(!warns[0].contains("c3c3"), "{}", warns[0]);
 }
