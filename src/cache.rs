@@ -46,6 +46,10 @@ pub struct SessionCache {
     shards: Box<[Mutex<Shard>]>,
     /// Picks a shard for an id. Keyed (SipHash), since looked-up ids come from the network.
     shard_hasher: RandomState,
+    /// The capacity over all shards. Its lock serialises capacity changes, so that the
+    /// per-shard split is always that of one requested capacity. It is taken before a
+    /// shard's lock, never after one, and no callback runs under it.
+    capacity: Mutex<usize>,
     /// The byte budget over all shards, if any.
     max_bytes: Option<usize>,
     mode: AtomicU32,
@@ -104,6 +108,7 @@ impl SessionCache {
         Self {
             shards,
             shard_hasher: RandomState::new(),
+            capacity: Mutex::new(capacity.get()),
             max_bytes,
             mode: AtomicU32::new(mode.bits()),
             timeout: AtomicU64::new(timeout_nanos(timeout)),
@@ -190,7 +195,8 @@ impl SessionCache {
     /// [`RemovalCause::Evicted`]) until `len() <= capacity`.
     ///
     /// With shards, the capacity is split among them as evenly as it divides, and each
-    /// shard evicts its own least recently used sessions.
+    /// shard evicts its own least recently used sessions. Concurrent changes apply one
+    /// after the other: each returns the capacity the one before it left.
     ///
     /// A capacity of zero (or below the number of shards) is refused: nothing changes,
     /// the current capacity is returned, and a warning is logged.
@@ -211,27 +217,32 @@ impl SessionCache {
     /// sessions than shards.
     pub fn try_set_capacity(&self, capacity: usize) -> Result<usize, ConfigError> {
         let capacity = builder::check_capacity(capacity, self.shards.len())?;
-        let mut evicted = Vec::new();
-        let mut previous = 0;
-        for (shard, share) in self
-            .shards
-            .iter()
-            .zip(split(capacity.get(), self.shards.len()))
-        {
-            let mut shard = lock(shard);
-            previous += shard.capacity();
-            shard.set_capacity(
+        let n = self.shards.len();
+        let mut total = self.capacity.lock();
+        let previous = *total;
+        // A shard holds at most its old share, so it evicts at most what its share
+        // shrinks by: room for that is made before any shard is locked.
+        let shrinks: usize = split(previous, n)
+            .zip(split(capacity.get(), n))
+            .map(|(old, new)| old.saturating_sub(new))
+            .sum();
+        let mut evicted = Vec::with_capacity(shrinks);
+        for (shard, share) in self.shards.iter().zip(split(capacity.get(), n)) {
+            lock(shard).set_capacity(
                 NonZeroUsize::new(share).unwrap_or(NonZeroUsize::MIN),
                 &mut evicted,
             );
         }
+        *total = capacity.get();
+        drop(total);
         self.notify_all(&evicted, RemovalCause::Evicted);
         Ok(previous)
     }
 
-    /// The most sessions the cache holds.
+    /// The most sessions the cache holds. While a capacity change runs, this waits for
+    /// it and returns the new capacity.
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).capacity()).sum()
+        *self.capacity.lock()
     }
 
     /// Sets the cache's timeout and returns the previous one. It applies, from now on, to

@@ -149,6 +149,7 @@ impl Shard {
         self.map.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.map.cap().get()
     }

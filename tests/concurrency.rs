@@ -169,3 +169,66 @@ fn callbacks_that_reenter_under_contention_do_not_deadlock() {
         assert!(cache.len() <= 16);
     });
 }
+
+#[test]
+fn concurrent_capacity_changes_apply_one_after_the_other() {
+    // Two threads change the capacity at once, over and over. Serialised, the result is
+    // one of the two, and each call's "previous" is what the other left or the starting
+    // capacity. Interleaved shard by shard, a per-shard split neither asked for can
+    // remain: 256 shards of 40 or of 30 add up to neither 10,240 nor 7,680 when mixed.
+    const ROUNDS: usize = 1_000;
+    const SHARDS: usize = 256;
+    const START: usize = SHARDS * 50;
+    const TARGETS: [usize; 2] = [SHARDS * 40, SHARDS * 30];
+    let cache = SessionCache::builder()
+        .capacity(START)
+        .shards(SHARDS)
+        .build()
+        .unwrap();
+    // The workers spin, rather than park, until the round starts, so that both reach the
+    // shards within the same microsecond; the main thread parks meanwhile.
+    let round = AtomicUsize::new(0);
+    let done = Barrier::new(3);
+    let (previous, after): (Vec<Vec<usize>>, Vec<usize>) = thread::scope(|scope| {
+        let workers: Vec<_> = TARGETS
+            .map(|target| {
+                let (cache, round, done) = (&cache, &round, &done);
+                scope.spawn(move || {
+                    (1..=ROUNDS)
+                        .map(|n| {
+                            while round.load(Ordering::Acquire) != n {
+                                std::hint::spin_loop();
+                            }
+                            let previous = cache.try_set_capacity(target).unwrap();
+                            done.wait();
+                            previous
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .into_iter()
+            .collect();
+        let after = (1..=ROUNDS)
+            .map(|n| {
+                round.store(n, Ordering::Release);
+                done.wait();
+                let after = cache.capacity();
+                assert_eq!(cache.try_set_capacity(START).unwrap(), after);
+                after
+            })
+            .collect();
+        let previous = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        (previous, after)
+    });
+    let [a, b] = TARGETS;
+    let torn: Vec<_> = (0..ROUNDS)
+        .map(|round| (previous[0][round], previous[1][round], after[round]))
+        .filter(|&outcome| outcome != (b, START, a) && outcome != (START, a, b))
+        .collect();
+    assert!(
+        torn.is_empty(),
+        "{} of {ROUNDS} rounds were not one change after the other: {:?}",
+        torn.len(),
+        &torn[..torn.len().min(5)]
+    );
+}
