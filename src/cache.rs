@@ -23,7 +23,7 @@ use crate::error::ConfigError;
 use crate::mode::CacheMode;
 use crate::rate_limit::RateLimited;
 use crate::session::{IdPrefix, Session, timeout_nanos, to_nanos};
-use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, Sweep};
+use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, removal_room, session_cost};
 use crate::stats::{CacheStats, Counters, ShardCounts, bump};
 
 /// A server session cache for rustls: an LRU map with OpenSSL's cache modes, explicit
@@ -162,8 +162,8 @@ impl SessionCache {
     /// Removes every session with `created + timeout < now`, calling `on_remove` with
     /// [`RemovalCause::Expired`] for each. Returns how many; changes no statistic.
     ///
-    /// This walks the whole cache under its lock: call it from a maintenance task, not
-    /// per connection.
+    /// This walks each shard twice under its lock (once to count, once to remove): call
+    /// it from a maintenance task, not per connection.
     pub fn flush_expired(&self, now: SystemTime) -> usize {
         self.flush_expired_at(to_nanos(now))
     }
@@ -173,7 +173,7 @@ impl SessionCache {
     pub fn clear(&self) -> usize {
         let mut drained = Vec::new();
         for shard in self.shards.iter() {
-            lock(shard).drain(&mut drained);
+            move_out(shard, &mut drained, Shard::len, Shard::drain);
         }
         self.notify_all(&drained, RemovalCause::Removed);
         drained.len()
@@ -318,22 +318,34 @@ impl SessionCache {
     /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
     pub(crate) fn insert(&self, session: Session, update_time: bool) -> Stored {
         let now = update_time.then(|| self.clock.now_nanos());
-        self.store(session, |shard, session, removed| {
+        let index = self.shard_index(session.id());
+        self.store(index, session, |shard, session, removed| {
             shard.add(session, now, removed)
         })
     }
 
-    /// Inserts a new session from rustls's `put`, sweeping when `sweep` says so.
-    pub(crate) fn insert_new(&self, session: Session, sweep: Option<Sweep>) -> Stored {
-        self.store(session, |shard, session, removed| {
-            shard.put(session, sweep, removed)
-        })
+    /// Inserts a new session from rustls's `put`. With `sweep_at: Some(now)` (the mode
+    /// auto-clears), every [`AUTO_CLEAR_INTERVAL`](crate::shard::AUTO_CLEAR_INTERVAL)th new session in a shard then sweeps
+    /// that shard, in a critical section of its own.
+    pub(crate) fn insert_new(&self, session: Session, sweep_at: Option<i64>) -> Stored {
+        let index = self.shard_index(session.id());
+        let mut sweep_due = false;
+        let stored = self.store(index, session, |shard, session, removed| {
+            let added = shard.put(session, removed);
+            sweep_due = shard.sweep_due();
+            added
+        });
+        if let Some(now) = sweep_at.filter(|_| sweep_due) {
+            self.sweep(index, now);
+        }
+        stored
     }
 
-    /// Runs `op` to store `session` in its shard under the lock; then, unlocked, tells
-    /// `on_remove` what it displaced, logs, and wipes.
+    /// Runs `op` to store `session` in shard `index` under its lock; then, unlocked,
+    /// tells `on_remove` what it displaced, logs, and wipes.
     fn store(
         &self,
+        index: usize,
         session: Session,
         op: impl FnOnce(&mut Shard, Session, &mut Removed) -> Added,
     ) -> Stored {
@@ -341,8 +353,11 @@ impl SessionCache {
             return Stored::Refused;
         }
         let prefix = IdPrefix::of(session.id());
-        let mut removed = Removed::new();
-        let added = op(&mut self.lock(session.id()), session, &mut removed);
+        // Room for all the store can remove, made before locking: inline for a session
+        // of typical size; allocated here, unlocked, for a large one under a budget.
+        let cost = session_cost(session.id().len(), session.value().len());
+        let mut removed = Removed::with_capacity(removal_room(cost, self.max_bytes.is_some()));
+        let added = op(&mut lock(&self.shards[index]), session, &mut removed);
         self.notify(&removed);
         // The lock is released: wipe what the add displaced here.
         let (outcome, stored) = match added {
@@ -380,28 +395,36 @@ impl SessionCache {
     }
 
     pub(crate) fn flush_expired_at(&self, now: i64) -> usize {
-        let keep = self.callbacks.has_on_remove();
         let timeout = self.timeout_nanos();
         let mut flushed = Vec::new();
-        let mut count = 0;
         for shard in self.shards.iter() {
-            count += lock(shard).flush_expired(now, timeout, keep, &mut flushed);
+            move_out(
+                shard,
+                &mut flushed,
+                |shard| shard.count_expired(now, timeout),
+                |shard, out| shard.flush_expired(now, timeout, out),
+            );
         }
         self.notify_all(&flushed, RemovalCause::Expired);
-        if count > 0 {
-            tracing::debug!(count, "expired sessions flushed");
+        if !flushed.is_empty() {
+            tracing::debug!(count = flushed.len(), "expired sessions flushed");
         }
-        count
+        // `flushed` drops here, with no lock held: that wipes the values.
+        flushed.len()
     }
 
-    /// The bounded sweep of the shard `id` falls in, for a new session that went to no
-    /// shard: see [`Shard::sweep_lru_end`].
-    pub(crate) fn sweep_after_put(&self, id: &[u8], now: i64) {
-        // Reserved before locking: nothing allocates under the lock.
-        let mut expired = Vec::with_capacity(SWEEP_LIMIT);
+    /// The bounded sweep of shard `index`: see [`Shard::sweep_lru_end`].
+    pub(crate) fn sweep(&self, index: usize, now: i64) {
+        let shard = &self.shards[index];
         let timeout = self.timeout_nanos();
-        self.lock(id)
-            .sweep_lru_end(now, timeout, SWEEP_LIMIT, &mut expired);
+        // Count first, then make room unlocked: most sweeps find nothing, and allocate
+        // nothing. Should more have expired in between, they wait for the next sweep.
+        let found = lock(shard).expired_at_lru_end(now, timeout, SWEEP_LIMIT);
+        if found == 0 {
+            return;
+        }
+        let mut expired = Vec::with_capacity(found);
+        lock(shard).sweep_lru_end(now, timeout, &mut expired);
         self.notify(&expired);
     }
 
@@ -411,11 +434,15 @@ impl SessionCache {
 
     /// The shard for `id`, locked.
     pub(crate) fn lock(&self, id: &[u8]) -> MutexGuard<'_, Shard> {
-        let index = match self.shards.len() {
+        lock(&self.shards[self.shard_index(id)])
+    }
+
+    /// Which shard holds `id`.
+    pub(crate) fn shard_index(&self, id: &[u8]) -> usize {
+        match self.shards.len() {
             1 => 0,
             n => (self.shard_hasher.hash_one(id) % n as u64) as usize,
-        };
-        lock(&self.shards[index])
+        }
     }
 
     /// Tells `on_remove` (and the log) about sessions removed, each with its cause.
@@ -473,6 +500,29 @@ pub(crate) enum Stored {
     Unchanged,
     /// Inserted, or replaced another value under the same id.
     Changed,
+}
+
+/// Moves sessions out of `shard` into `out` without growing `out` under the shard's
+/// lock: `wanted` (locked) says how many there are to move, `out` is grown to fit with
+/// the lock released, then `take` (locked) moves what fits and says how many it left.
+/// Repeats until `take` leaves none, which takes more than one round only when the
+/// shard gained sessions to move in between.
+fn move_out(
+    shard: &Mutex<Shard>,
+    out: &mut Vec<Session>,
+    wanted: impl Fn(&Shard) -> usize,
+    mut take: impl FnMut(&mut Shard, &mut Vec<Session>) -> usize,
+) {
+    loop {
+        let wanted = wanted(&lock(shard));
+        if wanted == 0 {
+            return;
+        }
+        out.reserve(wanted);
+        if take(&mut lock(shard), out) == 0 {
+            return;
+        }
+    }
 }
 
 /// Locks a shard. `parking_lot`'s mutex spins briefly before it parks, which suits a
