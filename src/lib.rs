@@ -50,10 +50,17 @@
 //! - **Values are secrets.** A value holds the TLS 1.2 master secret or the TLS 1.3
 //!   resumption PSK. Whoever reads one can decrypt the sessions resumed from it. So no
 //!   `Debug` output and no `tracing` event here carries a value; ids appear in events
-//!   only as a 4-byte hex prefix. Every copy the cache holds (and the `Vec`s rustls hands
-//!   to `put`) is wiped with [`zeroize`] when dropped: on eviction, expiry, removal,
-//!   replacement, `clear`, and when the cache is dropped. Values returned to rustls from
-//!   `get`/`take` are rustls's to wipe.
+//!   only as a 4-byte hex prefix. Every copy of a value the cache holds (and the `Vec`
+//!   rustls hands to `put`) is wiped with [`zeroize`] when dropped: on eviction, expiry,
+//!   removal, replacement, `clear`, and when the cache is dropped. Values returned to
+//!   rustls from `get`/`take` are rustls's to wipe.
+//! - **Ids are not secret, and not wiped.** A TLS 1.2 session id crosses the network in
+//!   clear, in the ServerHello and in the ClientHello that offers it back; so does a
+//!   TLS 1.3 ticket identity, in the ClientHello. Knowing an id does not let anyone
+//!   resume (that takes the value), though rustls's `take` runs before it checks the
+//!   PSK binder, so someone who sees an unused ticket can use it up, and its client then
+//!   makes a full handshake. The cache does not wipe ids, and could not wipe them all:
+//!   the `lru` crate moves each id out of its node before freeing the node.
 //! - **Looked-up ids are untrusted.** They come from the network, at any length. A
 //!   lookup allocates nothing for the id, and no id length can cause a panic. The map
 //!   hashes ids with a fast seeded hash (foldhash): flooding a hash table takes

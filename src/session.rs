@@ -6,6 +6,7 @@
 //! A session is an [`Id`] (up to 32 bytes inline, longer ones on the heap) and an
 //! [`Entry`]: the value in an exact-size heap buffer, wrapped in [`Zeroizing`] so every
 //! copy the cache holds is wiped when dropped, and the times as integer nanoseconds.
+//! Ids are not wiped: they cross the network in clear (see [`Id`]).
 //! That keeps a cached 32-byte id with an 83-byte value under 200 bytes, the LRU links
 //! and hash table included (see the crate docs).
 //!
@@ -25,7 +26,11 @@ use zeroize::{Zeroize, Zeroizing};
 /// rustls encodes the value; it holds the TLS 1.2 master secret or the TLS 1.3
 /// resumption PSK. So a `Session`:
 /// - never shows its value in `Debug` (only lengths, times and a short id prefix);
-/// - wipes its bytes when dropped, and so does every clone.
+/// - wipes its value when dropped, and so does every clone.
+///
+/// The id is not secret and is not wiped: a TLS 1.2 session id travels in clear in the
+/// ServerHello and ClientHello, and a TLS 1.3 ticket identity in clear in the
+/// ClientHello that offers it.
 ///
 /// A session expires when `now > created + timeout`, strictly. Its timeout is the
 /// cache's ([`SessionCache::timeout`]) unless set with [`with_timeout`].
@@ -56,9 +61,9 @@ pub struct Session {
 impl Session {
     /// Makes a session created now, with the cache's timeout.
     ///
-    /// The id and value are copied into exact-size buffers that are wiped on drop, and the
-    /// `Vec`s passed in are wiped before they are freed: growing or shrinking a `Vec` would
-    /// leave unwiped copies behind.
+    /// The value is copied into an exact-size buffer that is wiped on drop, and the `Vec`
+    /// passed in is wiped before it is freed: growing or shrinking a `Vec` would leave
+    /// unwiped copies behind. The id is copied (inline up to 32 bytes) and not wiped.
     pub fn new(id: impl Into<Vec<u8>>, value: impl Into<Vec<u8>>) -> Self {
         Self::created_at_nanos(id.into(), value.into(), now_nanos())
     }
@@ -143,7 +148,7 @@ impl Session {
         Vec::from(core::mem::take(&mut *self.entry.value))
     }
 
-    pub(crate) fn created_at_nanos(mut id: Vec<u8>, mut value: Vec<u8>, created: i64) -> Self {
+    pub(crate) fn created_at_nanos(id: Vec<u8>, mut value: Vec<u8>, created: i64) -> Self {
         let session = Self {
             id: Id(SmallVec::from_slice(&id)),
             entry: Entry {
@@ -154,7 +159,6 @@ impl Session {
                 },
             },
         };
-        id.zeroize();
         value.zeroize();
         session
     }
@@ -175,7 +179,11 @@ impl fmt::Debug for Session {
 /// A session id: inline up to 32 bytes (every id rustls makes), on the heap beyond.
 ///
 /// It hashes, compares and borrows as a plain `[u8]`, so the LRU map can be queried
-/// with a `&[u8]` from the network without allocating. Wiped on drop.
+/// with a `&[u8]` from the network without allocating.
+///
+/// It is not wiped. Ids are public (they cross the network in clear), and wiping one on
+/// drop would not wipe them all anyway: `lru` moves each id out of its node before it
+/// frees the node, leaving a copy in the freed memory.
 #[derive(Clone)]
 pub(crate) struct Id(SmallVec<[u8; 32]>);
 
@@ -210,12 +218,6 @@ impl PartialEq for Id {
 }
 
 impl Eq for Id {}
-
-impl Drop for Id {
-    fn drop(&mut self) {
-        self.0.as_mut_slice().zeroize();
-    }
-}
 
 /// What the LRU map holds for an id: the secret value and its times.
 #[derive(Clone)]

@@ -46,8 +46,8 @@ impl StoresServerSessions for SessionCache {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let mode = self.mode();
         if !mode.caches_new_sessions() {
-            // Wipe what rustls handed over; it is ours to drop.
-            drop((Zeroizing::new(key), Zeroizing::new(value)));
+            // Wipe the value rustls handed over; it is ours to drop. (Ids are public.)
+            drop((key, Zeroizing::new(value)));
             tracing::trace!(%mode, "session not cached: the mode lacks SERVER");
             return false;
         }
