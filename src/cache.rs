@@ -286,7 +286,8 @@ impl SessionCache {
     }
 
     /// What the cached sessions cost against the byte budget: ids, values, and
-    /// [`ENTRY_OVERHEAD`](crate::ENTRY_OVERHEAD) each. Counted with or without a budget.
+    /// a fixed overhead each (see [`SessionCacheBuilder::max_bytes`]). Counted with or
+    /// without a budget.
     pub fn bytes(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).bytes()).sum()
     }

@@ -234,7 +234,6 @@ mod session;
 pub use session::Session;
 
 mod shard;
-pub use shard::ENTRY_OVERHEAD;
 
 mod stats;
 pub use stats::CacheStats;

@@ -34,7 +34,10 @@ pub(crate) fn removal_room(cost: usize, budgeted: bool) -> usize {
 /// What the byte budget counts for each session on top of its id and value: the LRU
 /// node (the inline id, the value's pointer and length, the times, two links: 88 bytes)
 /// and about 24 bytes of hash table (a 16-byte slot and a control byte, at most 7/8 full).
-pub const ENTRY_OVERHEAD: usize = 112;
+///
+/// Not public: it follows the layout, which a release may change. The builder's docs
+/// state the figure, and `SessionCache::bytes` reports the total.
+pub(crate) const ENTRY_OVERHEAD: usize = 112;
 
 /// The bytes a session counts against a byte budget.
 pub(crate) fn cost(id: &Id, entry: &Entry) -> usize {
