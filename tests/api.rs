@@ -677,13 +677,31 @@ fn ids_longer_than_inline_storage_work() {
 
 #[test]
 fn debug_output_carries_no_secret_bytes() {
-    let cache = SessionCache::new(8);
     let secret = b"TOP-SECRET-MASTER-KEY".to_vec();
-    cache.add_session(Session::new(b"some-id".to_vec(), secret.clone()));
-    let printed = format!("{cache:?} {:?}", Session::new(b"some-id".to_vec(), secret));
-    assert!(!printed.contains("TOP-SECRET"), "{printed}");
-    assert!(!printed.contains("some-id"), "{printed}");
+    let id = b"some-id-that-is-long".to_vec();
+    let cache = SessionCache::builder()
+        .on_new_session(|_| {})
+        .on_remove(|_, _| {})
+        .lookup(|_| None)
+        .build()
+        .unwrap();
+    cache.add_session(Session::new(id.clone(), secret.clone()));
+    let session = Session::new(id.clone(), secret.clone());
+    let builder = SessionCache::builder().lookup(|_| None);
+    // Plain and pretty, of everything that can hold or reach a session.
+    let printed = format!(
+        "{cache:?} {cache:#?} {session:?} {session:#?} {builder:?} {:?}",
+        cache.stats()
+    );
+    if let Some(form) = common::leak::leaked(&printed, &secret) {
+        panic!("the value leaked as {form:?}: {printed}");
+    }
+    if let Some(form) = common::leak::leaked(&printed, &id) {
+        panic!("the whole id leaked as {form:?}: {printed}");
+    }
+    // What is shown instead.
+    assert!(printed.contains("id_prefix: 736f6d65…"), "{printed}");
+    assert!(printed.contains("value_len: 21"), "{printed}");
     assert!(printed.contains("len: 1"), "{printed}");
-    let builder = format!("{:?}", SessionCache::builder().lookup(|_| None));
-    assert!(builder.contains("lookup: true"), "{builder}");
+    assert!(printed.contains("lookup: true"), "{printed}");
 }
