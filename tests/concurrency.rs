@@ -30,7 +30,13 @@ fn within_a_minute(f: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn racing_takes_get_each_ticket_exactly_once() {
-    const TICKETS: u32 = 2_000;
+    // Every thread goes for the same ticket at the same moment: all start together
+    // (spinning, not parking, until the last arrives) and take the same tickets in the
+    // same order, so each ticket is raced for by all of them; the hand-off of the lock
+    // keeps them in step. A take that finds and removes in two critical sections hands
+    // some ticket out twice; one critical section never does.
+    const TICKETS: u32 = 60_000;
+    const RACERS: usize = 4;
     let taken_notices = Arc::new(AtomicUsize::new(0));
     let notices = taken_notices.clone();
     let cache = SessionCache::builder()
@@ -44,23 +50,25 @@ fn racing_takes_get_each_ticket_exactly_once() {
     for n in 0..TICKETS {
         assert!(cache.put(n.to_be_bytes().to_vec(), n.to_le_bytes().to_vec()));
     }
-    let barrier = Arc::new(Barrier::new(THREADS));
+    let arrived = AtomicUsize::new(0);
     let winners: Vec<Vec<u32>> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (cache, barrier) = (&cache, barrier.clone());
+        let handles: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (cache, arrived) = (&cache, &arrived);
                 scope.spawn(move || {
-                    barrier.wait();
-                    let mut won = Vec::new();
-                    // Each thread walks the tickets from a different starting point.
-                    for i in 0..TICKETS {
-                        let n = (i + t as u32 * 250) % TICKETS;
-                        if let Some(value) = cache.take(&n.to_be_bytes()) {
-                            assert_eq!(value, n.to_le_bytes());
-                            won.push(n);
-                        }
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < RACERS {
+                        std::hint::spin_loop();
                     }
-                    won
+                    (0..TICKETS)
+                        .filter(|n| match cache.take(&n.to_be_bytes()) {
+                            Some(value) => {
+                                assert_eq!(value, n.to_le_bytes());
+                                true
+                            }
+                            None => false,
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -68,6 +76,14 @@ fn racing_takes_get_each_ticket_exactly_once() {
     });
     let mut all: Vec<u32> = winners.into_iter().flatten().collect();
     all.sort_unstable();
+    let handed_out = all.len();
+    all.dedup();
+    assert_eq!(
+        handed_out,
+        all.len(),
+        "{} tickets handed out twice",
+        handed_out - all.len()
+    );
     assert_eq!(
         all,
         (0..TICKETS).collect::<Vec<_>>(),
@@ -76,7 +92,7 @@ fn racing_takes_get_each_ticket_exactly_once() {
     assert_eq!(taken_notices.load(Ordering::Relaxed), TICKETS as usize);
     let stats = cache.stats();
     assert_eq!(stats.hits, u64::from(TICKETS));
-    assert_eq!(stats.misses, u64::from(TICKETS) * (THREADS as u64 - 1));
+    assert_eq!(stats.misses, u64::from(TICKETS) * (RACERS as u64 - 1));
     assert_eq!(stats.entries, 0);
 }
 
