@@ -249,34 +249,48 @@ fn sharded_cache_never_exceeds_capacity_under_threads() {
 }
 
 #[test]
-fn per_shard_lru_is_approximate_but_bounded() {
-    // With shards, a cache of capacity N may evict before holding N sessions: one shard
-    // fills while another has room. It never holds more than N.
+fn per_shard_lru_evicts_before_the_cache_is_full() {
+    // 16 shards of 16. An exact LRU of 256 evicts nothing for 256 new ids; a sharded
+    // one evicts as soon as one shard has had its 17th, while others still have room.
+    // That fails to happen only if the keyed hash puts exactly 16 of the 256 ids in
+    // every shard: a chance of 3.5e-15.
+    let at_eviction = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = at_eviction.clone();
+    let holder: Arc<std::sync::OnceLock<std::sync::Weak<SessionCache>>> = Default::default();
+    let inner = holder.clone();
     let cache = SessionCache::builder()
-        .capacity(64)
-        .shards(4)
+        .capacity(256)
+        .shards(16)
+        .on_remove(move |_, cause| {
+            assert_eq!(cause, RemovalCause::Evicted);
+            let cache = inner.get().and_then(std::sync::Weak::upgrade).unwrap();
+            record.lock().unwrap().push(cache.len());
+        })
         .build()
         .unwrap();
-    for n in 0..64u32 {
-        cache.put(n.to_be_bytes().to_vec(), value(1));
+    holder.set(Arc::downgrade(&cache)).unwrap();
+    for n in 0..256u32 {
+        assert!(cache.put(n.to_be_bytes().to_vec(), value(1)));
+        assert!(cache.len() <= 256);
     }
     let stats = cache.stats();
-    assert_eq!(stats.entries + stats.cache_full as usize, 64);
-    assert!(stats.entries <= 64);
-    // One shard of a four-shard cache of 64 holds 16: ids that all fall in one shard
-    // evict each other once there are more than 16 of them.
-    let one_shard = SessionCache::builder()
-        .capacity(64)
-        .shards(1)
-        .build()
-        .unwrap();
-    for n in 0..64u32 {
+    let at_eviction = at_eviction.lock().unwrap();
+    assert!(stats.cache_full > 0, "no shard overflowed: {stats:?}");
+    assert_eq!(at_eviction.len() as u64, stats.cache_full);
+    // Each eviction happened with the cache below its capacity: the shard was full, the
+    // cache was not.
+    assert!(at_eviction.iter().all(|&len| len < 256), "{at_eviction:?}");
+    assert_eq!(stats.entries, 256 - stats.cache_full as usize);
+
+    // One shard is exact: it holds all 256.
+    let one_shard = SessionCache::builder().capacity(256).build().unwrap();
+    for n in 0..256u32 {
         one_shard.put(n.to_be_bytes().to_vec(), value(1));
     }
     assert_eq!(
-        one_shard.stats().cache_full,
-        0,
-        "one shard: exact, holds all 64"
+        (one_shard.len(), one_shard.stats().cache_full),
+        (256, 0),
+        "one shard: exact"
     );
 }
 

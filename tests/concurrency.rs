@@ -153,17 +153,28 @@ fn mixed_stress_respects_capacity_and_finishes() {
 
 #[test]
 fn callbacks_that_reenter_under_contention_do_not_deadlock() {
+    const OPS: usize = 2_000;
     within_a_minute(|| {
         let holder: Arc<std::sync::OnceLock<std::sync::Weak<SessionCache>>> = Default::default();
         let inner = holder.clone();
+        // Each on_remove call counts itself by cause, and counts again once its calls
+        // back into the cache have returned, so the test sees that re-entry happened.
+        let counts: Arc<[AtomicUsize; 3]> = Arc::default();
+        let seen = counts.clone();
         let cache = SessionCache::builder()
             .capacity(16)
-            .on_remove(move |session, _| {
-                if let Some(cache) = inner.get().and_then(std::sync::Weak::upgrade) {
-                    // Touch the cache from inside the callback while others hold it.
-                    let _ = cache.contains(session.id());
-                    let _ = cache.len();
-                }
+            .on_remove(move |session, cause| {
+                let slot = match cause {
+                    RemovalCause::Taken => 0,
+                    RemovalCause::Evicted => 1,
+                    other => panic!("unexpected cause {other:?}"),
+                };
+                seen[slot].fetch_add(1, Ordering::Relaxed);
+                let cache = inner.get().and_then(std::sync::Weak::upgrade).unwrap();
+                // Touch the cache from inside the callback while others hold it.
+                let _ = cache.contains(session.id());
+                let _ = cache.len();
+                seen[2].fetch_add(1, Ordering::Relaxed);
             })
             .lookup(|id| Some(Session::new(id, value(1))))
             .build()
@@ -173,15 +184,28 @@ fn callbacks_that_reenter_under_contention_do_not_deadlock() {
             for t in 0..THREADS {
                 let cache = &cache;
                 scope.spawn(move || {
-                    for n in 0..5_000u32 {
+                    for n in 0..OPS as u32 {
                         let key = (n.wrapping_mul(t as u32 + 7) % 64).to_be_bytes();
                         cache.put(key.to_vec(), value(2));
-                        let _ = cache.get(&key);
-                        let _ = cache.take(&key);
+                        // Never taken: 64 of these in 16 places make evictions certain.
+                        cache.put((1_000 + n % 64).to_be_bytes().to_vec(), value(3));
+                        // The lookup callback answers whatever the cache lacks.
+                        assert!(cache.get(&key).is_some());
+                        assert!(cache.take(&key).is_some());
                     }
                 });
             }
         });
+        let [taken, evicted, reentered] = counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        // Every take used a ticket (the cache's or the callback's): one notice each.
+        assert_eq!(taken, THREADS * OPS);
+        assert_eq!(evicted as u64, cache.stats().cache_full);
+        assert!(evicted >= 64 - 16, "{evicted} evictions");
+        assert_eq!(
+            reentered,
+            taken + evicted,
+            "every callback re-entered and returned"
+        );
         assert!(cache.len() <= 16);
     });
 }
