@@ -71,8 +71,20 @@ impl SessionCache {
     /// # Panics
     ///
     /// If `capacity` is zero, which [`SessionCacheBuilder::build`] refuses with
-    /// [`ConfigError::ZeroCapacity`]: a cache that can hold nothing is a bug, not a
-    /// setting. Use the builder to handle it as an error.
+    /// [`ConfigError::ZeroCapacity`]. A capacity read from configuration belongs in the
+    /// builder, which returns that error instead.
+    ///
+    /// Why a panic, where rustls's `ServerSessionMemoryCache::new(0)` quietly stores
+    /// nothing: a cache of zero would still tell rustls it can cache, so every TLS 1.2
+    /// client would get a session id that never resumes, and nothing would say why.
+    /// `new` is the shorthand for a capacity written in the code, where zero is a typo,
+    /// and failing at once, naming the value, is the kindest report of a typo (as
+    /// `Vec::with_capacity` panics on a size that cannot be). Taking a `NonZeroUsize`
+    /// instead would make every call spell out a conversion for that one bad value.
+    ///
+    /// ```should_panic
+    /// let _ = rustls_session_cache::SessionCache::new(0);
+    /// ```
     pub fn new(capacity: usize) -> Arc<Self> {
         match Self::builder().capacity(capacity).build() {
             Ok(cache) => cache,
@@ -190,6 +202,19 @@ impl SessionCache {
         CacheMode::from_bits_retain(self.mode.load(Ordering::Relaxed))
     }
 
+    /// As [`try_set_capacity`](Self::try_set_capacity), but a capacity the cache cannot
+    /// take is logged at `warn` and ignored, and the current capacity returned.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `try_set_capacity`, which reports a refused capacity instead of logging it"
+    )]
+    pub fn set_capacity(&self, capacity: usize) -> usize {
+        self.try_set_capacity(capacity).unwrap_or_else(|err| {
+            tracing::warn!(%err, "session cache capacity unchanged");
+            self.capacity()
+        })
+    }
+
     /// Sets the capacity and returns the previous one. When it shrinks, least recently
     /// used sessions are evicted at once (`cache_full`, `on_remove` with
     /// [`RemovalCause::Evicted`]) until `len() <= capacity`.
@@ -198,18 +223,18 @@ impl SessionCache {
     /// shard evicts its own least recently used sessions. Concurrent changes apply one
     /// after the other: each returns the capacity the one before it left.
     ///
-    /// A capacity of zero (or below the number of shards) is refused: nothing changes,
-    /// the current capacity is returned, and a warning is logged.
-    /// [`try_set_capacity`](Self::try_set_capacity) reports it.
-    pub fn set_capacity(&self, capacity: usize) -> usize {
-        self.try_set_capacity(capacity).unwrap_or_else(|err| {
-            tracing::warn!(%err, "session cache capacity unchanged");
-            self.capacity()
-        })
-    }
-
-    /// As [`set_capacity`](Self::set_capacity), but a capacity the cache cannot take is
-    /// an error.
+    /// ```
+    /// use rustls_session_cache::{ConfigError, Session, SessionCache};
+    ///
+    /// let cache = SessionCache::new(4);
+    /// for n in 0..4u8 {
+    ///     cache.add_session(Session::new(vec![n; 32], b"encoded session".to_vec()));
+    /// }
+    /// assert_eq!(cache.try_set_capacity(2), Ok(4));
+    /// assert_eq!((cache.len(), cache.capacity()), (2, 2));
+    /// assert_eq!(cache.try_set_capacity(0), Err(ConfigError::ZeroCapacity));
+    /// assert_eq!(cache.capacity(), 2, "a refused capacity changes nothing");
+    /// ```
     ///
     /// # Errors
     ///
@@ -245,12 +270,12 @@ impl SessionCache {
         *self.capacity.lock()
     }
 
-    /// Sets the cache's timeout and returns the previous one. It applies, from now on, to
-    /// every session without its own timeout, those already cached included.
-    ///
-    /// A timeout of zero or over seven days is refused: nothing changes, the current
-    /// timeout is returned, and a warning is logged.
-    /// [`try_set_timeout`](Self::try_set_timeout) reports it.
+    /// As [`try_set_timeout`](Self::try_set_timeout), but an out-of-range timeout is
+    /// logged at `warn` and ignored, and the current timeout returned.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `try_set_timeout`, which reports a refused timeout instead of logging it"
+    )]
     pub fn set_timeout(&self, timeout: Duration) -> Duration {
         self.try_set_timeout(timeout).unwrap_or_else(|err| {
             tracing::warn!(%err, "session cache timeout unchanged");
@@ -258,7 +283,21 @@ impl SessionCache {
         })
     }
 
-    /// As [`set_timeout`](Self::set_timeout), but an out-of-range timeout is an error.
+    /// Sets the cache's timeout and returns the previous one. It applies, from now on, to
+    /// every session without its own timeout, those already cached included.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rustls_session_cache::{ConfigError, DEFAULT_TIMEOUT, SessionCache};
+    ///
+    /// let cache = SessionCache::new(16);
+    /// assert_eq!(cache.try_set_timeout(Duration::from_secs(60)), Ok(DEFAULT_TIMEOUT));
+    /// assert!(matches!(
+    ///     cache.try_set_timeout(Duration::ZERO),
+    ///     Err(ConfigError::TimeoutOutOfRange { .. })
+    /// ));
+    /// assert_eq!(cache.timeout(), Duration::from_secs(60));
+    /// ```
     ///
     /// # Errors
     ///

@@ -104,7 +104,7 @@
 //!   ignored; OpenSSL never checks.
 //! - An expired session found in the internal cache is counted as a timeout (not also a
 //!   miss, as in OpenSSL) and then, unlike OpenSSL, the lookup callback is still asked.
-//! - `set_timeout` applies to cached sessions without their own timeout too; OpenSSL
+//! - `try_set_timeout` applies to cached sessions without their own timeout too; OpenSSL
 //!   stamps each session with the timeout current at its creation.
 //! - `put` returns `false`, so rustls issues no TLS 1.3 ticket, when the session went
 //!   nowhere: not stored (`NO_INTERNAL_STORE`) and no `on_new_session` took it.

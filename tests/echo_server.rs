@@ -166,11 +166,17 @@ async fn expired_sessions_give_full_handshakes() {
         let client = connector(version);
         assert_eq!(exchange(&client, server.addr, b"a\n").await, Full);
         // Every session made so far is older than a nanosecond by the next handshake.
-        server.cache.set_timeout(Duration::from_nanos(1));
+        server
+            .cache
+            .try_set_timeout(Duration::from_nanos(1))
+            .unwrap();
         let before = server.cache.stats().timeouts;
         assert_eq!(exchange(&client, server.addr, b"b\n").await, Full);
         assert_eq!(server.cache.stats().timeouts, before + 1, "{version:?}");
-        server.cache.set_timeout(Duration::from_secs(300));
+        server
+            .cache
+            .try_set_timeout(Duration::from_secs(300))
+            .unwrap();
         assert_eq!(exchange(&client, server.addr, b"c\n").await, Resumed);
     }
     server.stop().await;
@@ -266,7 +272,10 @@ async fn bad_clients_end_only_their_own_connection() {
     tls.write_all(b"half a message").await.unwrap();
     let mut echoed = [0; 14];
     tls.read_exact(&mut echoed).await.unwrap();
-    assert_eq!(&echoed, b"half a message", "the connection was up, mid-stream");
+    assert_eq!(
+        &echoed, b"half a message",
+        "the connection was up, mid-stream"
+    );
     drop(tls);
 
     // The server still serves.
