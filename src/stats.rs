@@ -115,7 +115,8 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Adds `n` to a counter.
+/// Adds `n` to a counter. (Only the fleet tier counts by more than one.)
+#[cfg(feature = "redis")]
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);
 }
