@@ -242,7 +242,12 @@ fn benches(c: &mut Criterion) {
     println!("machine: {}", support::machine());
     let results = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/bench-results/store_ops_hits.jsonl");
-    let _ = std::fs::remove_file(results);
+    // A whole run starts the file afresh; a filtered one (criterion's positional
+    // argument) adds to it, so that benchmarks run a group at a time keep their shares.
+    // `benches/report.py` reads the last line for each benchmark.
+    if !std::env::args().skip(1).any(|arg| !arg.starts_with('-')) {
+        let _ = std::fs::remove_file(results);
+    }
     workload::<Tls13>(c);
     workload::<Tls12>(c);
 }

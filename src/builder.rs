@@ -93,7 +93,10 @@ impl SessionCacheBuilder {
     }
 
     /// Bounds the memory the cache holds to `bytes`: each session counts its id, its
-    /// value and [`ENTRY_OVERHEAD`]. Least recently used sessions are evicted to fit
+    /// value and a fixed overhead for its LRU node and hash-table slot, 112 bytes in this
+    /// release. The overhead follows the memory layout, so a later release may count
+    /// another figure; [`SessionCache::bytes`] reports the total as counted. Least
+    /// recently used sessions are evicted to fit
     /// (counted in `cache_full`, `on_remove` with [`RemovalCause::Evicted`]). Default:
     /// no byte budget, only the capacity.
     ///
@@ -103,7 +106,7 @@ impl SessionCacheBuilder {
     /// part of the budget.
     ///
     /// Each shard must fit the largest session allowed: `bytes / shards` must be at least
-    /// [`max_session_size`](Self::max_session_size) + [`ENTRY_OVERHEAD`].
+    /// [`max_session_size`](Self::max_session_size) plus the overhead.
     pub fn max_bytes(self, bytes: usize) -> Self {
         Self {
             max_bytes: Some(bytes),
@@ -126,7 +129,9 @@ impl SessionCacheBuilder {
     /// [`DEFAULT_MAX_SESSION_SIZE`]. Must be at least 1.
     ///
     /// Larger sessions are refused wherever they come from (`put`, `add_session`, the
-    /// lookup callback), counted in [`CacheStats::oversized`] and logged at `warn`.
+    /// lookup callback) and counted in [`CacheStats::oversized`]. Refusals are logged at
+    /// `warn`, but at most once per 10 s per cache, each line with the number not logged
+    /// since (`suppressed`): a client with a long certificate chain cannot fill the log.
     ///
     /// [`CacheStats::oversized`]: crate::CacheStats::oversized
     pub fn max_session_size(self, bytes: usize) -> Self {

@@ -21,8 +21,9 @@ use crate::callbacks::{Callbacks, RemovalCause};
 use crate::clock::Clock;
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
+use crate::rate_limit::RateLimited;
 use crate::session::{IdPrefix, Session, timeout_nanos, to_nanos};
-use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, Sweep};
+use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, removal_room, session_cost};
 use crate::stats::{CacheStats, Counters, ShardCounts, bump};
 
 /// A server session cache for rustls: an LRU map with OpenSSL's cache modes, explicit
@@ -45,12 +46,19 @@ pub struct SessionCache {
     shards: Box<[Mutex<Shard>]>,
     /// Picks a shard for an id. Keyed (SipHash), since looked-up ids come from the network.
     shard_hasher: RandomState,
+    /// The capacity over all shards. Its lock serialises capacity changes, so that the
+    /// per-shard split is always that of one requested capacity. It is taken before a
+    /// shard's lock, never after one, and no callback runs under it.
+    capacity: Mutex<usize>,
     /// The byte budget over all shards, if any.
     max_bytes: Option<usize>,
     mode: AtomicU32,
     /// The cache's timeout in nanoseconds.
     timeout: AtomicU64,
     max_session_size: usize,
+    /// The `warn` for refused oversized sessions, which any client with a long
+    /// certificate chain can cause on every handshake.
+    oversized_warning: RateLimited,
     pub(crate) callbacks: Callbacks,
     pub(crate) counters: Counters,
     pub(crate) clock: Clock,
@@ -63,8 +71,20 @@ impl SessionCache {
     /// # Panics
     ///
     /// If `capacity` is zero, which [`SessionCacheBuilder::build`] refuses with
-    /// [`ConfigError::ZeroCapacity`]: a cache that can hold nothing is a bug, not a
-    /// setting. Use the builder to handle it as an error.
+    /// [`ConfigError::ZeroCapacity`]. A capacity read from configuration belongs in the
+    /// builder, which returns that error instead.
+    ///
+    /// Why a panic, where rustls's `ServerSessionMemoryCache::new(0)` quietly stores
+    /// nothing: a cache of zero would still tell rustls it can cache, so every TLS 1.2
+    /// client would get a session id that never resumes, and nothing would say why.
+    /// `new` is the shorthand for a capacity written in the code, where zero is a typo,
+    /// and failing at once, naming the value, is the kindest report of a typo (as
+    /// `Vec::with_capacity` panics on a size that cannot be). Taking a `NonZeroUsize`
+    /// instead would make every call spell out a conversion for that one bad value.
+    ///
+    /// ```should_panic
+    /// let _ = rustls_session_cache::SessionCache::new(0);
+    /// ```
     pub fn new(capacity: usize) -> Arc<Self> {
         match Self::builder().capacity(capacity).build() {
             Ok(cache) => cache,
@@ -100,10 +120,12 @@ impl SessionCache {
         Self {
             shards,
             shard_hasher: RandomState::new(),
+            capacity: Mutex::new(capacity.get()),
             max_bytes,
             mode: AtomicU32::new(mode.bits()),
             timeout: AtomicU64::new(timeout_nanos(timeout)),
             max_session_size,
+            oversized_warning: RateLimited::default(),
             callbacks,
             counters: Counters::default(),
             clock: Clock::new(),
@@ -122,7 +144,7 @@ impl SessionCache {
     ///   cache is full the least recently used one is evicted (`cache_full`, `on_remove`
     ///   with [`RemovalCause::Evicted`]);
     /// - `false` if the session is larger than the per-session limit (counted in
-    ///   [`CacheStats::oversized`], logged at `warn`).
+    ///   [`CacheStats::oversized`], logged at `warn` at most once per 10 s).
     ///
     /// Under `UPDATE_TIME` the session's creation time is set to now.
     pub fn add_session(&self, session: Session) -> bool {
@@ -152,8 +174,8 @@ impl SessionCache {
     /// Removes every session with `created + timeout < now`, calling `on_remove` with
     /// [`RemovalCause::Expired`] for each. Returns how many; changes no statistic.
     ///
-    /// This walks the whole cache under its lock: call it from a maintenance task, not
-    /// per connection.
+    /// This walks each shard twice under its lock (once to count, once to remove): call
+    /// it from a maintenance task, not per connection.
     pub fn flush_expired(&self, now: SystemTime) -> usize {
         self.flush_expired_at(to_nanos(now))
     }
@@ -163,7 +185,7 @@ impl SessionCache {
     pub fn clear(&self) -> usize {
         let mut drained = Vec::new();
         for shard in self.shards.iter() {
-            lock(shard).drain(&mut drained);
+            move_out(shard, &mut drained, Shard::len, Shard::drain);
         }
         self.notify_all(&drained, RemovalCause::Removed);
         drained.len()
@@ -180,16 +202,12 @@ impl SessionCache {
         CacheMode::from_bits_retain(self.mode.load(Ordering::Relaxed))
     }
 
-    /// Sets the capacity and returns the previous one. When it shrinks, least recently
-    /// used sessions are evicted at once (`cache_full`, `on_remove` with
-    /// [`RemovalCause::Evicted`]) until `len() <= capacity`.
-    ///
-    /// With shards, the capacity is split among them as evenly as it divides, and each
-    /// shard evicts its own least recently used sessions.
-    ///
-    /// A capacity of zero (or below the number of shards) is refused: nothing changes,
-    /// the current capacity is returned, and a warning is logged.
-    /// [`try_set_capacity`](Self::try_set_capacity) reports it.
+    /// As [`try_set_capacity`](Self::try_set_capacity), but a capacity the cache cannot
+    /// take is logged at `warn` and ignored, and the current capacity returned.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `try_set_capacity`, which reports a refused capacity instead of logging it"
+    )]
     pub fn set_capacity(&self, capacity: usize) -> usize {
         self.try_set_capacity(capacity).unwrap_or_else(|err| {
             tracing::warn!(%err, "session cache capacity unchanged");
@@ -197,8 +215,26 @@ impl SessionCache {
         })
     }
 
-    /// As [`set_capacity`](Self::set_capacity), but a capacity the cache cannot take is
-    /// an error.
+    /// Sets the capacity and returns the previous one. When it shrinks, least recently
+    /// used sessions are evicted at once (`cache_full`, `on_remove` with
+    /// [`RemovalCause::Evicted`]) until `len() <= capacity`.
+    ///
+    /// With shards, the capacity is split among them as evenly as it divides, and each
+    /// shard evicts its own least recently used sessions. Concurrent changes apply one
+    /// after the other: each returns the capacity the one before it left.
+    ///
+    /// ```
+    /// use rustls_session_cache::{ConfigError, Session, SessionCache};
+    ///
+    /// let cache = SessionCache::new(4);
+    /// for n in 0..4u8 {
+    ///     cache.add_session(Session::new(vec![n; 32], b"encoded session".to_vec()));
+    /// }
+    /// assert_eq!(cache.try_set_capacity(2), Ok(4));
+    /// assert_eq!((cache.len(), cache.capacity()), (2, 2));
+    /// assert_eq!(cache.try_set_capacity(0), Err(ConfigError::ZeroCapacity));
+    /// assert_eq!(cache.capacity(), 2, "a refused capacity changes nothing");
+    /// ```
     ///
     /// # Errors
     ///
@@ -206,35 +242,40 @@ impl SessionCache {
     /// sessions than shards.
     pub fn try_set_capacity(&self, capacity: usize) -> Result<usize, ConfigError> {
         let capacity = builder::check_capacity(capacity, self.shards.len())?;
-        let mut evicted = Vec::new();
-        let mut previous = 0;
-        for (shard, share) in self
-            .shards
-            .iter()
-            .zip(split(capacity.get(), self.shards.len()))
-        {
-            let mut shard = lock(shard);
-            previous += shard.capacity();
-            shard.set_capacity(
+        let n = self.shards.len();
+        let mut total = self.capacity.lock();
+        let previous = *total;
+        // A shard holds at most its old share, so it evicts at most what its share
+        // shrinks by: room for that is made before any shard is locked.
+        let shrinks: usize = split(previous, n)
+            .zip(split(capacity.get(), n))
+            .map(|(old, new)| old.saturating_sub(new))
+            .sum();
+        let mut evicted = Vec::with_capacity(shrinks);
+        for (shard, share) in self.shards.iter().zip(split(capacity.get(), n)) {
+            lock(shard).set_capacity(
                 NonZeroUsize::new(share).unwrap_or(NonZeroUsize::MIN),
                 &mut evicted,
             );
         }
+        *total = capacity.get();
+        drop(total);
         self.notify_all(&evicted, RemovalCause::Evicted);
         Ok(previous)
     }
 
-    /// The most sessions the cache holds.
+    /// The most sessions the cache holds. While a capacity change runs, this waits for
+    /// it and returns the new capacity.
     pub fn capacity(&self) -> usize {
-        self.shards.iter().map(|shard| lock(shard).capacity()).sum()
+        *self.capacity.lock()
     }
 
-    /// Sets the cache's timeout and returns the previous one. It applies, from now on, to
-    /// every session without its own timeout, those already cached included.
-    ///
-    /// A timeout of zero or over seven days is refused: nothing changes, the current
-    /// timeout is returned, and a warning is logged.
-    /// [`try_set_timeout`](Self::try_set_timeout) reports it.
+    /// As [`try_set_timeout`](Self::try_set_timeout), but an out-of-range timeout is
+    /// logged at `warn` and ignored, and the current timeout returned.
+    #[deprecated(
+        since = "0.1.0",
+        note = "use `try_set_timeout`, which reports a refused timeout instead of logging it"
+    )]
     pub fn set_timeout(&self, timeout: Duration) -> Duration {
         self.try_set_timeout(timeout).unwrap_or_else(|err| {
             tracing::warn!(%err, "session cache timeout unchanged");
@@ -242,7 +283,21 @@ impl SessionCache {
         })
     }
 
-    /// As [`set_timeout`](Self::set_timeout), but an out-of-range timeout is an error.
+    /// Sets the cache's timeout and returns the previous one. It applies, from now on, to
+    /// every session without its own timeout, those already cached included.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rustls_session_cache::{ConfigError, DEFAULT_TIMEOUT, SessionCache};
+    ///
+    /// let cache = SessionCache::new(16);
+    /// assert_eq!(cache.try_set_timeout(Duration::from_secs(60)), Ok(DEFAULT_TIMEOUT));
+    /// assert!(matches!(
+    ///     cache.try_set_timeout(Duration::ZERO),
+    ///     Err(ConfigError::TimeoutOutOfRange { .. })
+    /// ));
+    /// assert_eq!(cache.timeout(), Duration::from_secs(60));
+    /// ```
     ///
     /// # Errors
     ///
@@ -270,7 +325,8 @@ impl SessionCache {
     }
 
     /// What the cached sessions cost against the byte budget: ids, values, and
-    /// [`ENTRY_OVERHEAD`](crate::ENTRY_OVERHEAD) each. Counted with or without a budget.
+    /// a fixed overhead each (see [`SessionCacheBuilder::max_bytes`]). Counted with or
+    /// without a budget.
     pub fn bytes(&self) -> usize {
         self.shards.iter().map(|shard| lock(shard).bytes()).sum()
     }
@@ -302,22 +358,34 @@ impl SessionCache {
     /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
     pub(crate) fn insert(&self, session: Session, update_time: bool) -> Stored {
         let now = update_time.then(|| self.clock.now_nanos());
-        self.store(session, |shard, session, removed| {
+        let index = self.shard_index(session.id());
+        self.store(index, session, |shard, session, removed| {
             shard.add(session, now, removed)
         })
     }
 
-    /// Inserts a new session from rustls's `put`, sweeping when `sweep` says so.
-    pub(crate) fn insert_new(&self, session: Session, sweep: Option<Sweep>) -> Stored {
-        self.store(session, |shard, session, removed| {
-            shard.put(session, sweep, removed)
-        })
+    /// Inserts a new session from rustls's `put`. With `sweep_at: Some(now)` (the mode
+    /// auto-clears), every [`AUTO_CLEAR_INTERVAL`](crate::shard::AUTO_CLEAR_INTERVAL)th new session in a shard then sweeps
+    /// that shard, in a critical section of its own.
+    pub(crate) fn insert_new(&self, session: Session, sweep_at: Option<i64>) -> Stored {
+        let index = self.shard_index(session.id());
+        let mut sweep_due = false;
+        let stored = self.store(index, session, |shard, session, removed| {
+            let added = shard.put(session, removed);
+            sweep_due = shard.sweep_due();
+            added
+        });
+        if let Some(now) = sweep_at.filter(|_| sweep_due) {
+            self.sweep(index, now);
+        }
+        stored
     }
 
-    /// Runs `op` to store `session` in its shard under the lock; then, unlocked, tells
-    /// `on_remove` what it displaced, logs, and wipes.
+    /// Runs `op` to store `session` in shard `index` under its lock; then, unlocked,
+    /// tells `on_remove` what it displaced, logs, and wipes.
     fn store(
         &self,
+        index: usize,
         session: Session,
         op: impl FnOnce(&mut Shard, Session, &mut Removed) -> Added,
     ) -> Stored {
@@ -325,8 +393,11 @@ impl SessionCache {
             return Stored::Refused;
         }
         let prefix = IdPrefix::of(session.id());
-        let mut removed = Removed::new();
-        let added = op(&mut self.lock(session.id()), session, &mut removed);
+        // Room for all the store can remove, made before locking: inline for a session
+        // of typical size; allocated here, unlocked, for a large one under a budget.
+        let cost = session_cost(session.id().len(), session.value().len());
+        let mut removed = Removed::with_capacity(removal_room(cost, self.max_bytes.is_some()));
+        let added = op(&mut lock(&self.shards[index]), session, &mut removed);
         self.notify(&removed);
         // The lock is released: wipe what the add displaced here.
         let (outcome, stored) = match added {
@@ -344,44 +415,56 @@ impl SessionCache {
         stored
     }
 
-    /// Whether `session` fits the per-session limit; counts and logs a refusal.
+    /// Whether `session` fits the per-session limit; counts a refusal, and logs it at
+    /// most once per 10 s, with how many went unlogged since.
     pub(crate) fn admits(&self, session: &Session) -> bool {
         if session.len() <= self.max_session_size {
             return true;
         }
         bump(&self.counters.oversized);
-        tracing::warn!(
-            id_prefix = %IdPrefix::of(session.id()),
-            len = session.len(),
-            limit = self.max_session_size,
-            "session refused: larger than the per-session limit"
-        );
+        if let Some(suppressed) = self.oversized_warning.allow(self.clock.now_nanos()) {
+            tracing::warn!(
+                id_prefix = %IdPrefix::of(session.id()),
+                len = session.len(),
+                limit = self.max_session_size,
+                suppressed,
+                "session refused: larger than the per-session limit"
+            );
+        }
         false
     }
 
     pub(crate) fn flush_expired_at(&self, now: i64) -> usize {
-        let keep = self.callbacks.has_on_remove();
         let timeout = self.timeout_nanos();
         let mut flushed = Vec::new();
-        let mut count = 0;
         for shard in self.shards.iter() {
-            count += lock(shard).flush_expired(now, timeout, keep, &mut flushed);
+            move_out(
+                shard,
+                &mut flushed,
+                |shard| shard.count_expired(now, timeout),
+                |shard, out| shard.flush_expired(now, timeout, out),
+            );
         }
         self.notify_all(&flushed, RemovalCause::Expired);
-        if count > 0 {
-            tracing::debug!(count, "expired sessions flushed");
+        if !flushed.is_empty() {
+            tracing::debug!(count = flushed.len(), "expired sessions flushed");
         }
-        count
+        // `flushed` drops here, with no lock held: that wipes the values.
+        flushed.len()
     }
 
-    /// The bounded sweep of the shard `id` falls in, for a new session that went to no
-    /// shard: see [`Shard::sweep_lru_end`].
-    pub(crate) fn sweep_after_put(&self, id: &[u8], now: i64) {
-        // Reserved before locking: nothing allocates under the lock.
-        let mut expired = Vec::with_capacity(SWEEP_LIMIT);
+    /// The bounded sweep of shard `index`: see [`Shard::sweep_lru_end`].
+    pub(crate) fn sweep(&self, index: usize, now: i64) {
+        let shard = &self.shards[index];
         let timeout = self.timeout_nanos();
-        self.lock(id)
-            .sweep_lru_end(now, timeout, SWEEP_LIMIT, &mut expired);
+        // Count first, then make room unlocked: most sweeps find nothing, and allocate
+        // nothing. Should more have expired in between, they wait for the next sweep.
+        let found = lock(shard).expired_at_lru_end(now, timeout, SWEEP_LIMIT);
+        if found == 0 {
+            return;
+        }
+        let mut expired = Vec::with_capacity(found);
+        lock(shard).sweep_lru_end(now, timeout, &mut expired);
         self.notify(&expired);
     }
 
@@ -391,11 +474,15 @@ impl SessionCache {
 
     /// The shard for `id`, locked.
     pub(crate) fn lock(&self, id: &[u8]) -> MutexGuard<'_, Shard> {
-        let index = match self.shards.len() {
+        lock(&self.shards[self.shard_index(id)])
+    }
+
+    /// Which shard holds `id`.
+    pub(crate) fn shard_index(&self, id: &[u8]) -> usize {
+        match self.shards.len() {
             1 => 0,
             n => (self.shard_hasher.hash_one(id) % n as u64) as usize,
-        };
-        lock(&self.shards[index])
+        }
     }
 
     /// Tells `on_remove` (and the log) about sessions removed, each with its cause.
@@ -453,6 +540,29 @@ pub(crate) enum Stored {
     Unchanged,
     /// Inserted, or replaced another value under the same id.
     Changed,
+}
+
+/// Moves sessions out of `shard` into `out` without growing `out` under the shard's
+/// lock: `wanted` (locked) says how many there are to move, `out` is grown to fit with
+/// the lock released, then `take` (locked) moves what fits and says how many it left.
+/// Repeats until `take` leaves none, which takes more than one round only when the
+/// shard gained sessions to move in between.
+fn move_out(
+    shard: &Mutex<Shard>,
+    out: &mut Vec<Session>,
+    wanted: impl Fn(&Shard) -> usize,
+    mut take: impl FnMut(&mut Shard, &mut Vec<Session>) -> usize,
+) {
+    loop {
+        let wanted = wanted(&lock(shard));
+        if wanted == 0 {
+            return;
+        }
+        out.reserve(wanted);
+        if take(&mut lock(shard), out) == 0 {
+            return;
+        }
+    }
 }
 
 /// Locks a shard. `parking_lot`'s mutex spins briefly before it parks, which suits a

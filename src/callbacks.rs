@@ -102,10 +102,6 @@ impl Callbacks {
         let callback = self.lookup.as_ref()?;
         guarded("lookup", counters, || callback(id)).flatten()
     }
-
-    pub(crate) fn has_on_remove(&self) -> bool {
-        self.on_remove.is_some()
-    }
 }
 
 impl fmt::Debug for Callbacks {

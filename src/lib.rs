@@ -50,10 +50,17 @@
 //! - **Values are secrets.** A value holds the TLS 1.2 master secret or the TLS 1.3
 //!   resumption PSK. Whoever reads one can decrypt the sessions resumed from it. So no
 //!   `Debug` output and no `tracing` event here carries a value; ids appear in events
-//!   only as a 4-byte hex prefix. Every copy the cache holds (and the `Vec`s rustls hands
-//!   to `put`) is wiped with [`zeroize`] when dropped: on eviction, expiry, removal,
-//!   replacement, `clear`, and when the cache is dropped. Values returned to rustls from
-//!   `get`/`take` are rustls's to wipe.
+//!   only as a 4-byte hex prefix. Every copy of a value the cache holds (and the `Vec`
+//!   rustls hands to `put`) is wiped with [`zeroize`] when dropped: on eviction, expiry,
+//!   removal, replacement, `clear`, and when the cache is dropped. Values returned to
+//!   rustls from `get`/`take` are rustls's to wipe.
+//! - **Ids are not secret, and not wiped.** A TLS 1.2 session id crosses the network in
+//!   clear, in the ServerHello and in the ClientHello that offers it back; so does a
+//!   TLS 1.3 ticket identity, in the ClientHello. Knowing an id does not let anyone
+//!   resume (that takes the value), though rustls's `take` runs before it checks the
+//!   PSK binder, so someone who sees an unused ticket can use it up, and its client then
+//!   makes a full handshake. The cache does not wipe ids, and could not wipe them all:
+//!   the `lru` crate moves each id out of its node before freeing the node.
 //! - **Looked-up ids are untrusted.** They come from the network, at any length. A
 //!   lookup allocates nothing for the id, and no id length can cause a panic. The map
 //!   hashes ids with a fast seeded hash (foldhash): flooding a hash table takes
@@ -97,7 +104,7 @@
 //!   ignored; OpenSSL never checks.
 //! - An expired session found in the internal cache is counted as a timeout (not also a
 //!   miss, as in OpenSSL) and then, unlike OpenSSL, the lookup callback is still asked.
-//! - `set_timeout` applies to cached sessions without their own timeout too; OpenSSL
+//! - `try_set_timeout` applies to cached sessions without their own timeout too; OpenSSL
 //!   stamps each session with the timeout current at its creation.
 //! - `put` returns `false`, so rustls issues no TLS 1.3 ticket, when the session went
 //!   nowhere: not stored (`NO_INTERNAL_STORE`) and no `on_new_session` took it.
@@ -136,20 +143,41 @@
 //!   exact-size buffer, 16 bytes of times, the LRU node's two links, and one hash-table
 //!   slot (16 bytes plus a control byte, at most 7/8 full). For a 32-byte id and an
 //!   83-byte value that is 88 + 83 bytes of allocations plus about 22 bytes of table at
-//!   full capacity. The whole table is allocated when the cache is built. The byte
-//!   budget counts each session as id + value + [`ENTRY_OVERHEAD`] (112) bytes.
+//!   full capacity: 193 bytes a session, measured at 200,000 (`cargo bench --bench
+//!   memory`). The whole table is allocated when the cache is built; under turnover it
+//!   doubles once (see below), and the measured steady state is 216 bytes. The byte
+//!   budget counts each session as id + value + 112 bytes (see
+//!   [`SessionCacheBuilder::max_bytes`]).
 //! - **Time:** `put`, `get`, `take`, `add_session` and `remove_session` are O(1): a hash
-//!   lookup and a few list-pointer updates under one shard's mutex, and, every 256th
-//!   `put`, a sweep of at most 256 expired sessions. Nothing is allocated under the lock
-//!   but the LRU node itself, which the `lru` crate allocates in `put` when the shard is
-//!   not full and frees in `take` and `remove` (a full shard reuses the evicted node).
-//!   Callbacks, logging and wiping run after the mutex is released. `flush_expired`,
-//!   `clear` and `set_capacity` walk the cache.
+//!   lookup and a few list-pointer updates under one shard's mutex. Every 256th new
+//!   session in a shard (unless `NO_AUTO_CLEAR`) also sweeps at most 256 expired
+//!   sessions from that shard, in a critical section of its own.
+//!   `flush_expired`, `clear` and `set_capacity` walk the cache, a shard at a time.
+//! - **Allocation under the lock:** those five operations allocate nothing under the lock
+//!   but the LRU node, which the `lru` crate allocates when a session enters a shard that
+//!   is not full (a full shard reuses the evicted session's node) and frees when one
+//!   leaves. What an operation fills under the lock is sized before it takes the lock:
+//!   the buffer `get` copies a value into (128 bytes; for a longer value `get` makes room
+//!   unlocked and looks again), the list of sessions a store evicts (inline for up to
+//!   four, enough for a typical session even under a byte budget), the sweep's list
+//!   (counted first), and the lists `flush_expired` and `clear` fill. Two exceptions:
+//!   the hash table, allocated in full when the cache is built, is rebuilt inside one
+//!   operation when deleted slots have used up its spare room; a full LRU is more than
+//!   half full, so the first rebuild doubles the table (after which it has room to
+//!   rebuild in place). Measured: once per run, within the first 100 turnovers of a
+//!   256-session cache. And `set_capacity` rebuilds each shard's table under that shard's
+//!   lock. (`flush_expired` also copies the ids it removes, which allocates for ids over
+//!   32 bytes; rustls's are 32.)
+//! - **Wiping, callbacks and logging** run after the mutex is released: what an operation
+//!   removes is moved out under the lock and dropped, which wipes it, after `on_remove`
+//!   has seen it.
 //! - **Statistics** on the handshake path are plain counters in each shard, bumped
 //!   under the lock the operation already holds: no atomic, no cache line every core
 //!   writes. Rare events (callback hits, refusals, panics) use relaxed atomics.
 //! - **Locks** are `parking_lot` mutexes, which spin briefly before parking and never
-//!   poison.
+//!   poison. An operation holds one shard's lock at a time; a capacity change also holds
+//!   the capacity's own lock (taken first, so changes apply one after the other), and
+//!   `capacity()` waits for a change in progress.
 //! - **Dropping** the cache wipes every session but calls no `on_remove`.
 //!
 //! # Features
@@ -162,9 +190,10 @@
 //! # Logging
 //!
 //! Events use targets under `rustls_session_cache`: hits and misses at `trace`; stores,
-//! removals and callback-supplied sessions at `debug`; refused oversized sessions and
-//! refused settings at `warn`; a panicking callback at `error`. Nothing is logged at
-//! `info` on the handshake path.
+//! removals and callback-supplied sessions at `debug`; refused settings at `warn`;
+//! refused oversized sessions at `warn` too, but at most once per 10 s per cache, with a
+//! `suppressed` count of the refusals not logged since; a panicking callback at `error`.
+//! Nothing is logged at `info` on the handshake path.
 //!
 //! [rustls]: https://docs.rs/rustls
 
@@ -202,11 +231,12 @@ pub mod fleet;
 mod mode;
 pub use mode::{CacheMode, ParseModeError};
 
+mod rate_limit;
+
 mod session;
 pub use session::Session;
 
 mod shard;
-pub use shard::ENTRY_OVERHEAD;
 
 mod stats;
 pub use stats::CacheStats;

@@ -32,9 +32,27 @@ bitflags::bitflags! {
     /// assert_eq!(mode.bits(), 0x202);
     /// assert_eq!(mode, "server,no-internal-store".parse().unwrap());
     /// ```
+    ///
+    /// **`OFF` is no bits at all, so every mode contains it.** `mode.contains(CacheMode::OFF)`
+    /// is always `true`, and `mode == CacheMode::OFF` misses a mode such as
+    /// `NO_INTERNAL_LOOKUP` that has other bits but not `SERVER`, and so caches nothing
+    /// new either. Ask [`is_off`](Self::is_off) instead:
+    ///
+    /// ```
+    /// use rustls_session_cache::CacheMode;
+    ///
+    /// let mode = CacheMode::NO_INTERNAL_LOOKUP;
+    /// assert!(mode.is_off(), "no SERVER bit: new sessions are not cached");
+    /// assert_ne!(mode, CacheMode::OFF);
+    /// assert!(CacheMode::SERVER.contains(CacheMode::OFF), "the trap: always true");
+    /// assert!(!CacheMode::SERVER.is_off());
+    /// ```
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
     pub struct CacheMode: u32 {
         /// No `SERVER` bit: new sessions are neither cached nor handed to `on_new_session`.
+        ///
+        /// It has no bits, so `mode.contains(CacheMode::OFF)` is `true` for every mode:
+        /// test a mode with [`CacheMode::is_off`].
         const OFF                = 0;
         /// Cache new server sessions. The default.
         const SERVER             = 0x002;
@@ -52,6 +70,23 @@ bitflags::bitflags! {
 }
 
 impl CacheMode {
+    /// Whether the mode is off: it lacks the `SERVER` bit, whatever other bits it has.
+    /// rustls's new sessions are then refused, but lookups still run.
+    ///
+    /// This is the test to use rather than `contains(CacheMode::OFF)`, which holds for
+    /// every mode, or `== CacheMode::OFF`, which misses modes with other bits.
+    ///
+    /// ```
+    /// use rustls_session_cache::CacheMode;
+    ///
+    /// assert!(CacheMode::OFF.is_off());
+    /// assert!((CacheMode::NO_INTERNAL | CacheMode::UPDATE_TIME).is_off());
+    /// assert!(!(CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE).is_off());
+    /// ```
+    pub fn is_off(self) -> bool {
+        !self.caches_new_sessions()
+    }
+
     /// Whether new sessions from rustls are cached at all (the `SERVER` bit).
     ///
     /// Without it `put` refuses every session and `can_cache` is `false`.
@@ -189,6 +224,34 @@ mod tests {
         let all = CacheMode::all();
         assert!(all.caches_new_sessions() && all.updates_time());
         assert!(!all.stores_internally() && !all.looks_up_internally() && !all.auto_clears());
+    }
+
+    #[test]
+    fn is_off_means_no_server_bit_whatever_else_is_set() {
+        // Every combination of the known bits: off exactly when SERVER is missing.
+        let flags = [
+            CacheMode::SERVER,
+            CacheMode::NO_AUTO_CLEAR,
+            CacheMode::NO_INTERNAL_LOOKUP,
+            CacheMode::NO_INTERNAL_STORE,
+            CacheMode::UPDATE_TIME,
+        ];
+        let mut off = 0;
+        for combo in 0..1u32 << flags.len() {
+            let mode = flags
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| combo & (1 << i) != 0)
+                .fold(CacheMode::OFF, |mode, (_, flag)| mode | *flag);
+            assert_eq!(mode.is_off(), combo & 1 == 0, "{mode}");
+            assert!(
+                mode.contains(CacheMode::OFF),
+                "the trap is_off avoids: {mode}"
+            );
+            off += usize::from(mode.is_off());
+        }
+        assert_eq!(off, 16, "half of the 32 combinations lack SERVER");
+        assert!(CacheMode::from_bits_retain(0x1000).is_off());
     }
 
     #[test]

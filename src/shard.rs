@@ -14,18 +14,41 @@ use crate::callbacks::RemovalCause;
 use crate::session::{Entry, Id, Session};
 use crate::stats::ShardCounts;
 
-/// Sessions an operation removed, with why. Inline for the usual zero to two, so the hot
-/// path does not allocate under the lock.
-pub(crate) type Removed = SmallVec<[(Session, RemovalCause); 2]>;
+/// Sessions an operation removed, with why. Made before the lock is taken with room for
+/// all that the operation can remove ([`removal_room`]), and inline for up to four, so
+/// that a typical store allocates nothing, and no store grows it under the lock.
+pub(crate) type Removed = SmallVec<[(Session, RemovalCause); 4]>;
+
+/// The most sessions that storing one of `cost` bytes ([`cost`]) can remove: one by
+/// capacity, and, with a byte budget, enough to free its cost. Each session costs at
+/// least [`ENTRY_OVERHEAD`], and before the store the shard was within its budget, so
+/// the budget never evicts more than `cost / ENTRY_OVERHEAD`, rounded up.
+pub(crate) fn removal_room(cost: usize, budgeted: bool) -> usize {
+    1 + if budgeted {
+        cost.div_ceil(ENTRY_OVERHEAD)
+    } else {
+        0
+    }
+}
 
 /// What the byte budget counts for each session on top of its id and value: the LRU
 /// node (the inline id, the value's pointer and length, the times, two links: 88 bytes)
 /// and about 24 bytes of hash table (a 16-byte slot and a control byte, at most 7/8 full).
-pub const ENTRY_OVERHEAD: usize = 112;
+///
+/// Not public: it follows the layout, which a release may change. The builder's docs
+/// state the figure, and `SessionCache::bytes` reports the total.
+pub(crate) const ENTRY_OVERHEAD: usize = 112;
 
 /// The bytes a session counts against a byte budget.
 pub(crate) fn cost(id: &Id, entry: &Entry) -> usize {
-    id.as_slice().len() + entry.value.len() + ENTRY_OVERHEAD
+    session_cost(id.as_slice().len(), entry.value.len())
+}
+
+/// [`cost`], from the lengths.
+pub(crate) fn session_cost(id_len: usize, value_len: usize) -> usize {
+    id_len
+        .saturating_add(value_len)
+        .saturating_add(ENTRY_OVERHEAD)
 }
 
 /// One LRU map from id to session, bounded by a count and by bytes.
@@ -49,14 +72,9 @@ pub(crate) struct Shard {
 /// The most expired sessions one automatic sweep removes.
 pub(crate) const SWEEP_LIMIT: usize = 256;
 
-/// When and how [`Shard::put`] sweeps.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Sweep {
-    /// Sweep on every this-many-th new session.
-    pub(crate) every: u64,
-    pub(crate) now: i64,
-    pub(crate) cache_timeout: u64,
-}
+/// Every how many new sessions a shard (or, under `NO_INTERNAL_STORE`, the cache) sweeps
+/// expired ones, unless `NO_AUTO_CLEAR`.
+pub(crate) const AUTO_CLEAR_INTERVAL: u64 = 256;
 
 /// What [`Shard::add`] did.
 pub(crate) enum Added {
@@ -100,19 +118,14 @@ impl Shard {
         }
     }
 
-    /// Stores a new session from rustls's `put`, counts it, and on every
-    /// `sweep.every`th one sweeps expired sessions from the least recently used end into
-    /// `removed` (see [`Shard::sweep_lru_end`]).
+    /// Stores a new session from rustls's `put`, and counts it.
     ///
     /// rustls's ids are fresh and random, so this skips [`Shard::add`]'s look before it
     /// inserts: one hash probe fewer under the lock. Should the id be stored already, the
     /// new value overwrites the old (rustls's contract for `put`) and is promoted.
-    pub(crate) fn put(
-        &mut self,
-        session: Session,
-        sweep: Option<Sweep>,
-        removed: &mut Removed,
-    ) -> Added {
+    ///
+    /// `removed` must have room for [`removal_room`] more.
+    pub(crate) fn put(&mut self, session: Session, removed: &mut Removed) -> Added {
         self.counts.new_sessions += 1;
         let Session { id, entry } = session;
         self.bytes += cost(&id, &entry);
@@ -137,18 +150,20 @@ impl Shard {
             }
         };
         self.fit_budget(removed);
-        if let Some(sweep) = sweep
-            && self.counts.new_sessions.is_multiple_of(sweep.every)
-        {
-            self.sweep_lru_end(sweep.now, sweep.cache_timeout, SWEEP_LIMIT, removed);
-        }
         added
+    }
+
+    /// Whether the new session [`Shard::put`] just counted is one that sweeps: every
+    /// [`AUTO_CLEAR_INTERVAL`]th in this shard.
+    pub(crate) fn sweep_due(&self) -> bool {
+        self.counts.new_sessions.is_multiple_of(AUTO_CLEAR_INTERVAL)
     }
 
     pub(crate) fn len(&self) -> usize {
         self.map.len()
     }
 
+    #[cfg(test)]
     pub(crate) fn capacity(&self) -> usize {
         self.map.cap().get()
     }
@@ -169,7 +184,8 @@ impl Shard {
     /// byte budget.
     ///
     /// The caller makes sure one session fits the byte budget on its own; the session
-    /// just added is then never the one evicted.
+    /// just added is then never the one evicted. `removed` must have room for
+    /// [`removal_room`] more.
     pub(crate) fn add(
         &mut self,
         session: Session,
@@ -225,17 +241,24 @@ impl Shard {
 
     /// TLS 1.2 lookup: copies a live session's value into `out` and promotes it; removes
     /// an expired one.
+    ///
+    /// `out` is never grown here, so nothing is allocated under the caller's lock: a live
+    /// value longer than `out`'s spare capacity is `Err(its length)`, and nothing is
+    /// counted, for the caller to make room and ask again.
     pub(crate) fn get(
         &mut self,
         id: &[u8],
         now: i64,
         cache_timeout: u64,
         out: &mut Vec<u8>,
-    ) -> Lookup<()> {
+    ) -> Result<Lookup<()>, usize> {
         let found = match self.map.get(id) {
             None => Lookup::Miss,
             Some(entry) if entry.stamp.is_expired_at(now, cache_timeout) => {
                 self.remove(id).map_or(Lookup::Miss, Lookup::Expired)
+            }
+            Some(entry) if entry.value.len() > out.capacity() - out.len() => {
+                return Err(entry.value.len());
             }
             Some(entry) => {
                 out.extend_from_slice(&entry.value);
@@ -243,7 +266,7 @@ impl Shard {
             }
         };
         self.count(&found);
-        found
+        Ok(found)
     }
 
     /// TLS 1.3 lookup: removes the session under `id`, live or expired, in one step, so a
@@ -274,18 +297,17 @@ impl Shard {
         Some(self.detach(removed))
     }
 
-    /// The bounded sweep: removes expired sessions from the least recently used end,
-    /// stopping at the first live one or after `limit`. Constant work per call, however
-    /// large the shard; an expired session behind a live one waits for its lookup, for
-    /// eviction, or for [`Shard::flush_expired`].
+    /// The bounded sweep: moves expired sessions from the least recently used end into
+    /// `out`, stopping at the first live one or when `out` is full (it is not grown).
+    /// Constant work per call, however large the shard; an expired session behind a live
+    /// one waits for its lookup, for eviction, or for [`Shard::flush_expired`].
     pub(crate) fn sweep_lru_end(
         &mut self,
         now: i64,
         cache_timeout: u64,
-        limit: usize,
-        out: &mut impl Extend<(Session, RemovalCause)>,
+        out: &mut Vec<(Session, RemovalCause)>,
     ) {
-        for _ in 0..limit {
+        while out.len() < out.capacity() {
             match self.map.peek_lru() {
                 Some((_, entry)) if entry.stamp.is_expired_at(now, cache_timeout) => {}
                 _ => break,
@@ -293,53 +315,83 @@ impl Shard {
             let Some(expired) = self.map.pop_lru() else {
                 break;
             };
-            out.extend([(self.detach(expired), RemovalCause::Expired)]);
+            out.push((self.detach(expired), RemovalCause::Expired));
         }
     }
 
-    /// Removes every session expired at `now`, walking the whole shard. Returns how many;
-    /// moves them into `out` when `keep` is set (someone wants to be told), else drops
-    /// them here.
+    /// How many sessions [`Shard::sweep_lru_end`] would remove, at most `limit`: the
+    /// expired ones at the least recently used end, up to the first live one.
+    pub(crate) fn expired_at_lru_end(&self, now: i64, cache_timeout: u64, limit: usize) -> usize {
+        self.map
+            .iter()
+            .rev()
+            .take(limit)
+            .take_while(|(_, entry)| entry.stamp.is_expired_at(now, cache_timeout))
+            .count()
+    }
+
+    /// How many sessions are expired at `now`. Walks the whole shard.
+    pub(crate) fn count_expired(&self, now: i64, cache_timeout: u64) -> usize {
+        self.map
+            .iter()
+            .filter(|(_, entry)| entry.stamp.is_expired_at(now, cache_timeout))
+            .count()
+    }
+
+    /// Moves the sessions expired at `now` into `out`, walking the whole shard, as many
+    /// as `out` has room for: it is not grown. Returns how many expired ones it left for
+    /// lack of room.
+    ///
+    /// Values are moved, not dropped, so that they are wiped after the caller's lock is
+    /// released. Ids are copied (`lru` lends them only by reference), which allocates
+    /// only for ids over 32 bytes; rustls's are 32.
     pub(crate) fn flush_expired(
         &mut self,
         now: i64,
         cache_timeout: u64,
-        keep: bool,
         out: &mut Vec<Session>,
     ) -> usize {
-        let mut count = 0;
+        let mut left = 0;
         let bytes = &mut self.bytes;
         self.map.retain(|id, entry| {
             if !entry.stamp.is_expired_at(now, cache_timeout) {
                 return true;
             }
-            count += 1;
-            *bytes -= cost(id, entry);
-            if keep {
-                // Move the value out rather than copy it; the emptied entry is dropped.
-                let value = core::mem::take(&mut entry.value);
-                out.push(Session {
-                    id: id.clone(),
-                    entry: Entry {
-                        value,
-                        stamp: entry.stamp,
-                    },
-                });
+            if out.len() == out.capacity() {
+                left += 1;
+                return true;
             }
+            *bytes -= cost(id, entry);
+            // What stays behind for `retain` to drop is an empty value.
+            let value = core::mem::take(&mut entry.value);
+            out.push(Session {
+                id: id.clone(),
+                entry: Entry {
+                    value,
+                    stamp: entry.stamp,
+                },
+            });
             false
         });
-        count
+        left
     }
 
-    /// Removes every session, least recently used first.
-    pub(crate) fn drain(&mut self, out: &mut Vec<Session>) {
-        out.reserve(self.map.len());
-        while let Some(removed) = self.map.pop_lru() {
+    /// Moves sessions into `out`, least recently used first, as many as it has room for:
+    /// it is not grown. Returns how many it left.
+    pub(crate) fn drain(&mut self, out: &mut Vec<Session>) -> usize {
+        while out.len() < out.capacity() {
+            let Some(removed) = self.map.pop_lru() else {
+                break;
+            };
             out.push(self.detach(removed));
         }
+        self.map.len()
     }
 
     /// Changes the capacity, evicting least recently used sessions into `out` to fit.
+    ///
+    /// This one does allocate: `out` grows if it lacks room, and the hash table is
+    /// rebuilt for the new capacity, larger or smaller.
     pub(crate) fn set_capacity(&mut self, capacity: NonZeroUsize, out: &mut Vec<Session>) {
         while self.map.len() > capacity.get() {
             let Some(evicted) = self.map.pop_lru() else {
@@ -413,8 +465,11 @@ mod tests {
                 Added::Inserted
             ));
         }
-        let mut out = Vec::new();
-        assert!(matches!(s.get(&[1; 32], 0, 10, &mut out), Lookup::Hit(())));
+        let mut out = Vec::with_capacity(83);
+        assert!(matches!(
+            s.get(&[1; 32], 0, 10, &mut out),
+            Ok(Lookup::Hit(()))
+        ));
         assert_eq!(out, vec![1; 83]);
         assert_eq!(lru_order(&s), [2, 3, 1]);
         assert!(matches!(
@@ -461,8 +516,11 @@ mod tests {
         assert_eq!(old.value(), &[1; 83][..]);
         assert_eq!(old.entry.stamp.created, 5);
         assert_eq!(lru_order(&s), [2, 1]);
-        let mut out = Vec::new();
-        s.get(&[1; 32], 6, 10, &mut out);
+        let mut out = Vec::with_capacity(83);
+        assert!(matches!(
+            s.get(&[1; 32], 6, 10, &mut out),
+            Ok(Lookup::Hit(()))
+        ));
         assert_eq!(out, vec![9; 83]);
         assert!(removed.is_empty());
     }
@@ -473,11 +531,14 @@ mod tests {
         let mut removed = Removed::new();
         s.add(session(1, 1, 0), None, &mut removed);
         s.add(session(2, 2, 0), None, &mut removed);
-        let mut out = Vec::new();
-        assert!(matches!(s.get(&[1; 32], 10, 10, &mut out), Lookup::Hit(())));
+        let mut out = Vec::with_capacity(83);
+        assert!(matches!(
+            s.get(&[1; 32], 10, 10, &mut out),
+            Ok(Lookup::Hit(()))
+        ));
         assert!(matches!(
             s.get(&[1; 32], 11, 10, &mut Vec::new()),
-            Lookup::Expired(_)
+            Ok(Lookup::Expired(_))
         ));
         assert!(!s.contains(&[1; 32]));
         assert!(matches!(s.take(&[2; 32], 11, 10), Lookup::Expired(_)));
@@ -486,21 +547,119 @@ mod tests {
     }
 
     #[test]
-    fn flush_removes_exactly_the_expired() {
+    fn flush_moves_out_exactly_the_expired_as_room_allows() {
         let mut s = shard(8);
         let mut removed = Removed::new();
-        for id in 1..=4 {
+        for id in 1..=5 {
             s.add(session(id, id, i64::from(id) * 10), None, &mut removed);
         }
-        let mut out = Vec::new();
-        // Deadlines are 20, 30, 40, 50: at 40, the first two have `deadline < now`.
-        assert_eq!(s.flush_expired(40, 10, true, &mut out), 2);
+        // Deadlines are 20, 30, 40, 50, 60: at 45, the first three have `deadline < now`.
+        assert_eq!(s.count_expired(45, 10), 3);
+        let mut out = Vec::with_capacity(2);
+        assert_eq!(s.flush_expired(45, 10, &mut out), 1, "no room for one");
+        assert_eq!(out.capacity(), 2, "not grown");
         let ids: Vec<u8> = out.iter().map(|s| s.id()[0]).collect();
-        assert_eq!(ids, [2, 1], "most recently used first, as retain walks");
-        assert_eq!(out[0].value(), &[2; 83][..]);
-        assert_eq!(lru_order(&s), [3, 4]);
-        assert_eq!(s.flush_expired(1_000, 10, false, &mut out), 2);
-        assert_eq!(out.len(), 2);
+        assert_eq!(ids, [3, 2], "most recently used first, as retain walks");
+        assert_eq!(out[0].value(), &[3; 83][..], "the value moved out whole");
+        assert_eq!(lru_order(&s), [1, 4, 5]);
+        out.reserve(1);
+        assert_eq!(s.flush_expired(45, 10, &mut out), 0);
+        assert_eq!((out.len(), lru_order(&s)), (3, vec![4, 5]));
+        assert_eq!(s.count_expired(45, 10), 0);
+    }
+
+    #[test]
+    fn drain_moves_out_as_room_allows_least_recently_used_first() {
+        let mut s = shard(8);
+        let mut removed = Removed::new();
+        for id in 1..=3 {
+            s.add(session(id, id, 0), None, &mut removed);
+        }
+        let mut out = Vec::with_capacity(2);
+        assert_eq!(s.drain(&mut out), 1);
+        assert_eq!(out.capacity(), 2, "not grown");
+        out.reserve(1);
+        assert_eq!(s.drain(&mut out), 0);
+        let ids: Vec<u8> = out.iter().map(|s| s.id()[0]).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        assert_eq!((s.len(), s.bytes()), (0, 0));
+    }
+
+    #[test]
+    fn get_never_grows_the_buffer_it_copies_into() {
+        let mut s = shard(4);
+        let mut removed = Removed::new();
+        let big = Session::created_at_nanos(vec![1; 32], vec![7; 5_000], 0);
+        s.add(big, None, &mut removed);
+        let mut out = Vec::with_capacity(128);
+        let before = (out.as_ptr(), out.capacity());
+        assert!(matches!(s.get(&[1; 32], 0, 10, &mut out), Err(5_000)));
+        assert_eq!((out.as_ptr(), out.capacity()), before, "not grown");
+        assert_eq!(s.counts().hits + s.counts().misses, 0, "nothing counted");
+        out.reserve_exact(5_000);
+        let before = (out.as_ptr(), out.capacity());
+        assert!(matches!(
+            s.get(&[1; 32], 0, 10, &mut out),
+            Ok(Lookup::Hit(()))
+        ));
+        assert_eq!((out.as_ptr(), out.capacity()), before, "copied in place");
+        assert_eq!(out, vec![7; 5_000]);
+        assert_eq!(s.counts().hits, 1);
+        // Misses and expired sessions need no room.
+        let mut none = Vec::new();
+        assert!(matches!(
+            s.get(&[2; 32], 0, 10, &mut none),
+            Ok(Lookup::Miss)
+        ));
+        assert!(matches!(
+            s.get(&[1; 32], 11, 10, &mut none),
+            Ok(Lookup::Expired(_))
+        ));
+        assert_eq!(none.capacity(), 0);
+    }
+
+    #[test]
+    fn no_store_removes_more_than_the_room_made_for_it() {
+        // Random sizes from empty to 16 KiB under a tight budget, stored with `add` and
+        // `put`, replacing ids as often as not: the list made with `removal_room` never
+        // has to grow, which is what keeps a store from allocating under the lock.
+        let max = 16 * 1024;
+        let mut s = Shard::new(NonZeroUsize::new(64).unwrap(), max + ENTRY_OVERHEAD);
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % n
+        };
+        let mut most = 0;
+        for round in 0..4_000 {
+            let id_len = next(40) as usize;
+            let value_len = match next(4) {
+                0 => next(max as u64 - 40) as usize,
+                _ => next(100) as usize,
+            };
+            let id = vec![next(48) as u8; id_len];
+            let session = Session::created_at_nanos(id, vec![1; value_len], 0);
+            let room = removal_room(session_cost(id_len, value_len), true);
+            let mut removed = Removed::with_capacity(room);
+            let capacity = removed.capacity();
+            if round % 2 == 0 {
+                s.put(session, &mut removed);
+            } else {
+                s.add(session, None, &mut removed);
+            }
+            assert_eq!(removed.capacity(), capacity, "round {round}: grown");
+            assert!(s.bytes() <= max + ENTRY_OVERHEAD);
+            most = most.max(removed.len());
+        }
+        assert!(most > 4, "some store evicted more than fits inline: {most}");
+        assert_eq!(removal_room(32 + 83 + ENTRY_OVERHEAD, true), 4, "inline");
+        assert_eq!(
+            removal_room(usize::MAX, false),
+            1,
+            "no budget: one eviction"
+        );
     }
 
     #[test]
@@ -535,7 +694,8 @@ mod tests {
         assert!(matches!(s.take(&[1; 32], 0, 10), Lookup::Hit(_)));
         assert_eq!(s.bytes(), ONE);
         s.add(session(3, 3, 100), None, &mut removed);
-        s.flush_expired(50, 10, false, &mut out);
+        out.reserve(2);
+        s.flush_expired(50, 10, &mut out);
         assert_eq!(s.bytes(), ONE);
         s.drain(&mut out);
         assert_eq!((s.bytes(), s.len()), (0, 0));
@@ -571,10 +731,13 @@ mod tests {
         s.add(session(2, 2, 0), None, &mut removed);
         s.add(session(3, 3, 50), None, &mut removed);
         s.add(session(4, 4, 0), None, &mut removed);
-        let mut out = Vec::new();
-        s.sweep_lru_end(20, 10, 1, &mut out);
-        assert_eq!(out.len(), 1, "the limit holds");
-        s.sweep_lru_end(20, 10, 100, &mut out);
+        assert_eq!(s.expired_at_lru_end(20, 10, 100), 2);
+        assert_eq!(s.expired_at_lru_end(20, 10, 1), 1);
+        let mut out = Vec::with_capacity(1);
+        s.sweep_lru_end(20, 10, &mut out);
+        assert_eq!(out.len(), 1, "the room made is the limit");
+        out.reserve_exact(99);
+        s.sweep_lru_end(20, 10, &mut out);
         assert!(out.iter().all(|(_, cause)| *cause == RemovalCause::Expired));
         let ids: Vec<u8> = out.iter().map(|(s, _)| s.id()[0]).collect();
         assert_eq!(ids, [1, 2], "stops at 3, live; 4 waits");

@@ -33,8 +33,10 @@ pub struct CacheStats {
     /// Sessions in the internal cache now, expired ones not yet removed included
     /// (OpenSSL's `sess_number`).
     pub entries: usize,
-    /// What the cached sessions cost against the byte budget: ids, values and
-    /// [`ENTRY_OVERHEAD`](crate::ENTRY_OVERHEAD) each.
+    /// What the cached sessions cost against the byte budget: their ids and values, and a
+    /// fixed overhead each (see [`SessionCacheBuilder::max_bytes`]).
+    ///
+    /// [`SessionCacheBuilder::max_bytes`]: crate::SessionCacheBuilder::max_bytes
     pub bytes: usize,
     /// `get`/`take` calls answered by a live session from the internal cache.
     pub hits: u64,
@@ -113,7 +115,7 @@ pub(crate) fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
-/// Adds `n` to a counter.
+/// Adds `n` to a counter. (Only the fleet tier counts by more than one.)
 #[cfg(feature = "redis")]
 pub(crate) fn add(counter: &AtomicU64, n: u64) {
     counter.fetch_add(n, Ordering::Relaxed);

@@ -15,7 +15,7 @@ use crate::cache::{SessionCache, Stored};
 use crate::callbacks::RemovalCause;
 use crate::mode::CacheMode;
 use crate::session::{IdPrefix, Session};
-use crate::shard::{Lookup, Sweep};
+use crate::shard::{AUTO_CLEAR_INTERVAL, Lookup};
 use crate::stats::{bump, count};
 
 /// How a resumption uses the session it finds.
@@ -28,12 +28,9 @@ enum Use {
 }
 
 /// What `get` reserves for the value before taking the lock, so a hit copies into it
-/// without allocating under the lock. Typical values are 83 bytes; larger ones (client
-/// certificates) grow the buffer.
+/// without allocating under the lock. Typical values are 83 bytes; for a longer one
+/// (client certificates) the shard says how long, and `get` makes room and looks again.
 const VALUE_CAPACITY_HINT: usize = 128;
-
-/// Every how many new sessions the cache sweeps expired ones, unless `NO_AUTO_CLEAR`.
-pub(crate) const AUTO_CLEAR_INTERVAL: u64 = 256;
 
 impl StoresServerSessions for SessionCache {
     /// Stores a new session, as the mode says:
@@ -49,8 +46,8 @@ impl StoresServerSessions for SessionCache {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let mode = self.mode();
         if !mode.caches_new_sessions() {
-            // Wipe what rustls handed over; it is ours to drop.
-            drop((Zeroizing::new(key), Zeroizing::new(value)));
+            // Wipe the value rustls handed over; it is ours to drop. (Ids are public.)
+            drop((key, Zeroizing::new(value)));
             tracing::trace!(%mode, "session not cached: the mode lacks SERVER");
             return false;
         }
@@ -83,18 +80,14 @@ impl SessionCache {
             return false;
         }
         let handed = self.callbacks.new_session(&session, &self.counters);
-        let sweep = mode.auto_clears().then(|| Sweep {
-            every: AUTO_CLEAR_INTERVAL,
-            now,
-            cache_timeout: self.timeout_nanos(),
-        });
+        let sweep_at = mode.auto_clears().then_some(now);
         if mode.stores_internally() {
             // An identical session already stored counts as stored.
-            return self.insert_new(session, sweep) != Stored::Refused || handed;
+            return self.insert_new(session, sweep_at) != Stored::Refused || handed;
         }
         let put_count = count(&self.counters.unstored_new_sessions);
-        if sweep.is_some() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
-            self.sweep_after_put(session.id(), now);
+        if sweep_at.is_some() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
+            self.sweep(self.shard_index(session.id()), now);
         }
         handed
     }
@@ -120,7 +113,17 @@ impl SessionCache {
         let found = match how {
             Use::Keep => {
                 let mut value = Vec::with_capacity(VALUE_CAPACITY_HINT);
-                let found = self.lock(id).get(id, now, timeout, &mut value);
+                let found = loop {
+                    let found = self.lock(id).get(id, now, timeout, &mut value);
+                    match found {
+                        Ok(found) => break found,
+                        // Longer than the room made: make room, unlocked, and look
+                        // again. The room only grows, and no value is longer than the
+                        // per-session limit, so this ends (after one more look unless
+                        // the session was replaced by a longer one in between).
+                        Err(needed) => value.reserve_exact(needed),
+                    }
+                };
                 match found {
                     Lookup::Hit(()) => Lookup::Hit(value),
                     Lookup::Expired(session) => Lookup::Expired(session),

@@ -539,19 +539,19 @@ fn clear_removes_everything_as_removed() {
 // ---- settings -------------------------------------------------------------------------
 
 #[test]
-fn set_capacity_evicts_least_recently_used_at_once() {
+fn a_smaller_capacity_evicts_least_recently_used_at_once() {
     let (builder, recorder) = recording_builder();
     let cache = builder.capacity(4).build().unwrap();
     for n in 0..4 {
         cache.add_session(session(n));
     }
     assert_eq!(cache.get(&id(0)), Some(value(0)));
-    assert_eq!(cache.set_capacity(2), 4);
+    assert_eq!(cache.try_set_capacity(2), Ok(4));
     assert_eq!(cache.capacity(), 2);
     assert_eq!(recorder.removed(), [(id(1), Evicted), (id(2), Evicted)]);
     assert!(cache.contains(&id(0)) && cache.contains(&id(3)));
     assert_eq!(cache.stats().cache_full, 2);
-    assert_eq!(cache.set_capacity(10), 2);
+    assert_eq!(cache.try_set_capacity(10), Ok(2));
     for n in 10..18 {
         cache.add_session(session(n));
     }
@@ -561,15 +561,8 @@ fn set_capacity_evicts_least_recently_used_at_once() {
 #[test]
 fn invalid_settings_are_refused_and_reported() {
     let cache = SessionCache::new(8);
-    assert_eq!(cache.set_capacity(0), 8);
-    assert_eq!(cache.capacity(), 8);
     assert_eq!(cache.try_set_capacity(0), Err(ConfigError::ZeroCapacity));
-    assert_eq!(cache.set_timeout(Duration::ZERO), DEFAULT_TIMEOUT);
-    assert_eq!(
-        cache.set_timeout(MAX_TIMEOUT + Duration::from_nanos(1)),
-        DEFAULT_TIMEOUT
-    );
-    assert_eq!(cache.timeout(), DEFAULT_TIMEOUT);
+    assert_eq!(cache.capacity(), 8);
     assert_eq!(
         cache.try_set_timeout(Duration::ZERO),
         Err(ConfigError::TimeoutOutOfRange {
@@ -577,12 +570,36 @@ fn invalid_settings_are_refused_and_reported() {
             max: MAX_TIMEOUT
         })
     );
-    assert_eq!(cache.set_timeout(MAX_TIMEOUT), DEFAULT_TIMEOUT);
-    assert_eq!(cache.set_timeout(Duration::from_secs(5)), MAX_TIMEOUT);
+    assert!(matches!(
+        cache.try_set_timeout(MAX_TIMEOUT + Duration::from_nanos(1)),
+        Err(ConfigError::TimeoutOutOfRange { .. })
+    ));
+    assert_eq!(cache.timeout(), DEFAULT_TIMEOUT);
+    assert_eq!(cache.try_set_timeout(MAX_TIMEOUT), Ok(DEFAULT_TIMEOUT));
+    assert_eq!(
+        cache.try_set_timeout(Duration::from_secs(5)),
+        Ok(MAX_TIMEOUT)
+    );
 }
 
 #[test]
-fn set_timeout_applies_to_cached_sessions_without_their_own() {
+#[allow(deprecated)]
+fn the_deprecated_setters_still_set_and_ignore_what_they_refuse() {
+    let cache = SessionCache::new(8);
+    assert_eq!(cache.set_capacity(0), 8, "refused: the current capacity");
+    assert_eq!(cache.set_capacity(4), 8);
+    assert_eq!(cache.capacity(), 4);
+    assert_eq!(
+        cache.set_timeout(Duration::ZERO),
+        DEFAULT_TIMEOUT,
+        "refused"
+    );
+    assert_eq!(cache.set_timeout(Duration::from_secs(5)), DEFAULT_TIMEOUT);
+    assert_eq!(cache.timeout(), Duration::from_secs(5));
+}
+
+#[test]
+fn a_new_timeout_applies_to_cached_sessions_without_their_own() {
     let cache = SessionCache::new(8);
     let created = SystemTime::now() - Duration::from_secs(100);
     cache.add_session(session(1).with_created(created));
@@ -592,7 +609,10 @@ fn set_timeout_applies_to_cached_sessions_without_their_own() {
             .with_timeout(Duration::from_secs(1000)),
     );
     assert_eq!(cache.get(&id(1)), Some(value(1)));
-    assert_eq!(cache.set_timeout(Duration::from_secs(50)), DEFAULT_TIMEOUT);
+    assert_eq!(
+        cache.try_set_timeout(Duration::from_secs(50)),
+        Ok(DEFAULT_TIMEOUT)
+    );
     assert_eq!(cache.get(&id(1)), None);
     assert_eq!(cache.get(&id(2)), Some(value(2)));
     assert_eq!(cache.stats().timeouts, 1);
@@ -677,13 +697,31 @@ fn ids_longer_than_inline_storage_work() {
 
 #[test]
 fn debug_output_carries_no_secret_bytes() {
-    let cache = SessionCache::new(8);
     let secret = b"TOP-SECRET-MASTER-KEY".to_vec();
-    cache.add_session(Session::new(b"some-id".to_vec(), secret.clone()));
-    let printed = format!("{cache:?} {:?}", Session::new(b"some-id".to_vec(), secret));
-    assert!(!printed.contains("TOP-SECRET"), "{printed}");
-    assert!(!printed.contains("some-id"), "{printed}");
+    let id = b"some-id-that-is-long".to_vec();
+    let cache = SessionCache::builder()
+        .on_new_session(|_| {})
+        .on_remove(|_, _| {})
+        .lookup(|_| None)
+        .build()
+        .unwrap();
+    cache.add_session(Session::new(id.clone(), secret.clone()));
+    let session = Session::new(id.clone(), secret.clone());
+    let builder = SessionCache::builder().lookup(|_| None);
+    // Plain and pretty, of everything that can hold or reach a session.
+    let printed = format!(
+        "{cache:?} {cache:#?} {session:?} {session:#?} {builder:?} {:?}",
+        cache.stats()
+    );
+    if let Some(form) = common::leak::leaked(&printed, &secret) {
+        panic!("the value leaked as {form:?}: {printed}");
+    }
+    if let Some(form) = common::leak::leaked(&printed, &id) {
+        panic!("the whole id leaked as {form:?}: {printed}");
+    }
+    // What is shown instead.
+    assert!(printed.contains("id_prefix: 736f6d65…"), "{printed}");
+    assert!(printed.contains("value_len: 21"), "{printed}");
     assert!(printed.contains("len: 1"), "{printed}");
-    let builder = format!("{:?}", SessionCache::builder().lookup(|_| None));
-    assert!(builder.contains("lookup: true"), "{builder}");
+    assert!(printed.contains("lookup: true"), "{printed}");
 }

@@ -12,9 +12,12 @@ use std::time::SystemTime;
 use common::*;
 use rustls::server::StoresServerSessions;
 use rustls_session_cache::{
-    CacheMode, ConfigError, DEFAULT_MAX_SESSION_SIZE, ENTRY_OVERHEAD, RemovalCause, Session,
-    SessionCache,
+    CacheMode, ConfigError, DEFAULT_MAX_SESSION_SIZE, RemovalCause, Session, SessionCache,
 };
+
+/// What the budget counts for a session beyond its id and value, 112 bytes as the
+/// builder's docs state: read from a cache, not from the crate's internals.
+const ENTRY_OVERHEAD: usize = 112;
 
 /// A small deterministic generator, so a failure replays exactly.
 struct XorShift(u64);
@@ -83,6 +86,16 @@ fn byte_budget_holds_under_random_sizes_and_counts_exactly() {
         );
         // The budget, not the capacity of 10,000, is what bound this cache.
         assert!(stats.entries < 1_000, "{stats:?}");
+    }
+}
+
+#[test]
+fn a_session_costs_its_id_and_value_and_the_stated_overhead() {
+    let cache = SessionCache::new(8);
+    for (id_len, value_len) in [(32, 83), (0, 0), (300, 5_000), (1, 1)] {
+        cache.clear();
+        cache.add_session(Session::new(vec![1; id_len], vec![2; value_len]));
+        assert_eq!(cache.bytes(), id_len + value_len + ENTRY_OVERHEAD);
     }
 }
 
@@ -176,13 +189,8 @@ fn shards_split_the_capacity_exactly() {
         .build()
         .unwrap();
     assert_eq!((cache.capacity(), cache.shards()), (10, 4));
-    assert_eq!(cache.set_capacity(7), 10);
+    assert_eq!(cache.try_set_capacity(7), Ok(10));
     assert_eq!(cache.capacity(), 7);
-    assert_eq!(
-        cache.set_capacity(3),
-        7,
-        "refused: fewer sessions than shards"
-    );
     assert_eq!(
         cache.try_set_capacity(3),
         Err(ConfigError::TooManyShards {
@@ -236,34 +244,48 @@ fn sharded_cache_never_exceeds_capacity_under_threads() {
 }
 
 #[test]
-fn per_shard_lru_is_approximate_but_bounded() {
-    // With shards, a cache of capacity N may evict before holding N sessions: one shard
-    // fills while another has room. It never holds more than N.
+fn per_shard_lru_evicts_before_the_cache_is_full() {
+    // 16 shards of 16. An exact LRU of 256 evicts nothing for 256 new ids; a sharded
+    // one evicts as soon as one shard has had its 17th, while others still have room.
+    // That fails to happen only if the keyed hash puts exactly 16 of the 256 ids in
+    // every shard: a chance of 3.5e-15.
+    let at_eviction = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let record = at_eviction.clone();
+    let holder: Arc<std::sync::OnceLock<std::sync::Weak<SessionCache>>> = Default::default();
+    let inner = holder.clone();
     let cache = SessionCache::builder()
-        .capacity(64)
-        .shards(4)
+        .capacity(256)
+        .shards(16)
+        .on_remove(move |_, cause| {
+            assert_eq!(cause, RemovalCause::Evicted);
+            let cache = inner.get().and_then(std::sync::Weak::upgrade).unwrap();
+            record.lock().unwrap().push(cache.len());
+        })
         .build()
         .unwrap();
-    for n in 0..64u32 {
-        cache.put(n.to_be_bytes().to_vec(), value(1));
+    holder.set(Arc::downgrade(&cache)).unwrap();
+    for n in 0..256u32 {
+        assert!(cache.put(n.to_be_bytes().to_vec(), value(1)));
+        assert!(cache.len() <= 256);
     }
     let stats = cache.stats();
-    assert_eq!(stats.entries + stats.cache_full as usize, 64);
-    assert!(stats.entries <= 64);
-    // One shard of a four-shard cache of 64 holds 16: ids that all fall in one shard
-    // evict each other once there are more than 16 of them.
-    let one_shard = SessionCache::builder()
-        .capacity(64)
-        .shards(1)
-        .build()
-        .unwrap();
-    for n in 0..64u32 {
+    let at_eviction = at_eviction.lock().unwrap();
+    assert!(stats.cache_full > 0, "no shard overflowed: {stats:?}");
+    assert_eq!(at_eviction.len() as u64, stats.cache_full);
+    // Each eviction happened with the cache below its capacity: the shard was full, the
+    // cache was not.
+    assert!(at_eviction.iter().all(|&len| len < 256), "{at_eviction:?}");
+    assert_eq!(stats.entries, 256 - stats.cache_full as usize);
+
+    // One shard is exact: it holds all 256.
+    let one_shard = SessionCache::builder().capacity(256).build().unwrap();
+    for n in 0..256u32 {
         one_shard.put(n.to_be_bytes().to_vec(), value(1));
     }
     assert_eq!(
-        one_shard.stats().cache_full,
-        0,
-        "one shard: exact, holds all 64"
+        (one_shard.len(), one_shard.stats().cache_full),
+        (256, 0),
+        "one shard: exact"
     );
 }
 

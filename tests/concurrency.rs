@@ -30,7 +30,13 @@ fn within_a_minute(f: impl FnOnce() + Send + 'static) {
 
 #[test]
 fn racing_takes_get_each_ticket_exactly_once() {
-    const TICKETS: u32 = 2_000;
+    // Every thread goes for the same ticket at the same moment: all start together
+    // (spinning, not parking, until the last arrives) and take the same tickets in the
+    // same order, so each ticket is raced for by all of them; the hand-off of the lock
+    // keeps them in step. A take that finds and removes in two critical sections hands
+    // some ticket out twice; one critical section never does.
+    const TICKETS: u32 = 60_000;
+    const RACERS: usize = 4;
     let taken_notices = Arc::new(AtomicUsize::new(0));
     let notices = taken_notices.clone();
     let cache = SessionCache::builder()
@@ -44,23 +50,25 @@ fn racing_takes_get_each_ticket_exactly_once() {
     for n in 0..TICKETS {
         assert!(cache.put(n.to_be_bytes().to_vec(), n.to_le_bytes().to_vec()));
     }
-    let barrier = Arc::new(Barrier::new(THREADS));
+    let arrived = AtomicUsize::new(0);
     let winners: Vec<Vec<u32>> = thread::scope(|scope| {
-        let handles: Vec<_> = (0..THREADS)
-            .map(|t| {
-                let (cache, barrier) = (&cache, barrier.clone());
+        let handles: Vec<_> = (0..RACERS)
+            .map(|_| {
+                let (cache, arrived) = (&cache, &arrived);
                 scope.spawn(move || {
-                    barrier.wait();
-                    let mut won = Vec::new();
-                    // Each thread walks the tickets from a different starting point.
-                    for i in 0..TICKETS {
-                        let n = (i + t as u32 * 250) % TICKETS;
-                        if let Some(value) = cache.take(&n.to_be_bytes()) {
-                            assert_eq!(value, n.to_le_bytes());
-                            won.push(n);
-                        }
+                    arrived.fetch_add(1, Ordering::AcqRel);
+                    while arrived.load(Ordering::Acquire) < RACERS {
+                        std::hint::spin_loop();
                     }
-                    won
+                    (0..TICKETS)
+                        .filter(|n| match cache.take(&n.to_be_bytes()) {
+                            Some(value) => {
+                                assert_eq!(value, n.to_le_bytes());
+                                true
+                            }
+                            None => false,
+                        })
+                        .collect::<Vec<_>>()
                 })
             })
             .collect();
@@ -68,6 +76,14 @@ fn racing_takes_get_each_ticket_exactly_once() {
     });
     let mut all: Vec<u32> = winners.into_iter().flatten().collect();
     all.sort_unstable();
+    let handed_out = all.len();
+    all.dedup();
+    assert_eq!(
+        handed_out,
+        all.len(),
+        "{} tickets handed out twice",
+        handed_out - all.len()
+    );
     assert_eq!(
         all,
         (0..TICKETS).collect::<Vec<_>>(),
@@ -76,7 +92,7 @@ fn racing_takes_get_each_ticket_exactly_once() {
     assert_eq!(taken_notices.load(Ordering::Relaxed), TICKETS as usize);
     let stats = cache.stats();
     assert_eq!(stats.hits, u64::from(TICKETS));
-    assert_eq!(stats.misses, u64::from(TICKETS) * (THREADS as u64 - 1));
+    assert_eq!(stats.misses, u64::from(TICKETS) * (RACERS as u64 - 1));
     assert_eq!(stats.entries, 0);
 }
 
@@ -137,17 +153,28 @@ fn mixed_stress_respects_capacity_and_finishes() {
 
 #[test]
 fn callbacks_that_reenter_under_contention_do_not_deadlock() {
+    const OPS: usize = 2_000;
     within_a_minute(|| {
         let holder: Arc<std::sync::OnceLock<std::sync::Weak<SessionCache>>> = Default::default();
         let inner = holder.clone();
+        // Each on_remove call counts itself by cause, and counts again once its calls
+        // back into the cache have returned, so the test sees that re-entry happened.
+        let counts: Arc<[AtomicUsize; 3]> = Arc::default();
+        let seen = counts.clone();
         let cache = SessionCache::builder()
             .capacity(16)
-            .on_remove(move |session, _| {
-                if let Some(cache) = inner.get().and_then(std::sync::Weak::upgrade) {
-                    // Touch the cache from inside the callback while others hold it.
-                    let _ = cache.contains(session.id());
-                    let _ = cache.len();
-                }
+            .on_remove(move |session, cause| {
+                let slot = match cause {
+                    RemovalCause::Taken => 0,
+                    RemovalCause::Evicted => 1,
+                    other => panic!("unexpected cause {other:?}"),
+                };
+                seen[slot].fetch_add(1, Ordering::Relaxed);
+                let cache = inner.get().and_then(std::sync::Weak::upgrade).unwrap();
+                // Touch the cache from inside the callback while others hold it.
+                let _ = cache.contains(session.id());
+                let _ = cache.len();
+                seen[2].fetch_add(1, Ordering::Relaxed);
             })
             .lookup(|id| Some(Session::new(id, value(1))))
             .build()
@@ -157,15 +184,91 @@ fn callbacks_that_reenter_under_contention_do_not_deadlock() {
             for t in 0..THREADS {
                 let cache = &cache;
                 scope.spawn(move || {
-                    for n in 0..5_000u32 {
+                    for n in 0..OPS as u32 {
                         let key = (n.wrapping_mul(t as u32 + 7) % 64).to_be_bytes();
                         cache.put(key.to_vec(), value(2));
-                        let _ = cache.get(&key);
-                        let _ = cache.take(&key);
+                        // Never taken: 64 of these in 16 places make evictions certain.
+                        cache.put((1_000 + n % 64).to_be_bytes().to_vec(), value(3));
+                        // The lookup callback answers whatever the cache lacks.
+                        assert!(cache.get(&key).is_some());
+                        assert!(cache.take(&key).is_some());
                     }
                 });
             }
         });
+        let [taken, evicted, reentered] = counts.each_ref().map(|c| c.load(Ordering::Relaxed));
+        // Every take used a ticket (the cache's or the callback's): one notice each.
+        assert_eq!(taken, THREADS * OPS);
+        assert_eq!(evicted as u64, cache.stats().cache_full);
+        assert!(evicted >= 64 - 16, "{evicted} evictions");
+        assert_eq!(
+            reentered,
+            taken + evicted,
+            "every callback re-entered and returned"
+        );
         assert!(cache.len() <= 16);
     });
+}
+
+#[test]
+fn concurrent_capacity_changes_apply_one_after_the_other() {
+    // Two threads change the capacity at once, over and over. Serialised, the result is
+    // one of the two, and each call's "previous" is what the other left or the starting
+    // capacity. Interleaved shard by shard, a per-shard split neither asked for can
+    // remain: 256 shards of 40 or of 30 add up to neither 10,240 nor 7,680 when mixed.
+    const ROUNDS: usize = 1_000;
+    const SHARDS: usize = 256;
+    const START: usize = SHARDS * 50;
+    const TARGETS: [usize; 2] = [SHARDS * 40, SHARDS * 30];
+    let cache = SessionCache::builder()
+        .capacity(START)
+        .shards(SHARDS)
+        .build()
+        .unwrap();
+    // The workers spin, rather than park, until the round starts, so that both reach the
+    // shards within the same microsecond; the main thread parks meanwhile.
+    let round = AtomicUsize::new(0);
+    let done = Barrier::new(3);
+    let (previous, after): (Vec<Vec<usize>>, Vec<usize>) = thread::scope(|scope| {
+        let workers: Vec<_> = TARGETS
+            .map(|target| {
+                let (cache, round, done) = (&cache, &round, &done);
+                scope.spawn(move || {
+                    (1..=ROUNDS)
+                        .map(|n| {
+                            while round.load(Ordering::Acquire) != n {
+                                std::hint::spin_loop();
+                            }
+                            let previous = cache.try_set_capacity(target).unwrap();
+                            done.wait();
+                            previous
+                        })
+                        .collect::<Vec<_>>()
+                })
+            })
+            .into_iter()
+            .collect();
+        let after = (1..=ROUNDS)
+            .map(|n| {
+                round.store(n, Ordering::Release);
+                done.wait();
+                let after = cache.capacity();
+                assert_eq!(cache.try_set_capacity(START).unwrap(), after);
+                after
+            })
+            .collect();
+        let previous = workers.into_iter().map(|w| w.join().unwrap()).collect();
+        (previous, after)
+    });
+    let [a, b] = TARGETS;
+    let torn: Vec<_> = (0..ROUNDS)
+        .map(|round| (previous[0][round], previous[1][round], after[round]))
+        .filter(|&outcome| outcome != (b, START, a) && outcome != (START, a, b))
+        .collect();
+    assert!(
+        torn.is_empty(),
+        "{} of {ROUNDS} rounds were not one change after the other: {:?}",
+        torn.len(),
+        &torn[..torn.len().min(5)]
+    );
 }

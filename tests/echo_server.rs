@@ -166,11 +166,17 @@ async fn expired_sessions_give_full_handshakes() {
         let client = connector(version);
         assert_eq!(exchange(&client, server.addr, b"a\n").await, Full);
         // Every session made so far is older than a nanosecond by the next handshake.
-        server.cache.set_timeout(Duration::from_nanos(1));
+        server
+            .cache
+            .try_set_timeout(Duration::from_nanos(1))
+            .unwrap();
         let before = server.cache.stats().timeouts;
         assert_eq!(exchange(&client, server.addr, b"b\n").await, Full);
         assert_eq!(server.cache.stats().timeouts, before + 1, "{version:?}");
-        server.cache.set_timeout(Duration::from_secs(300));
+        server
+            .cache
+            .try_set_timeout(Duration::from_secs(300))
+            .unwrap();
         assert_eq!(exchange(&client, server.addr, b"c\n").await, Resumed);
     }
     server.stop().await;
@@ -230,6 +236,7 @@ async fn application_controlled_resumption_admits_only_clients_that_ask() {
 async fn bad_clients_end_only_their_own_connection() {
     let settings = Settings {
         handshake_timeout: Duration::from_millis(300),
+        grace: Duration::from_secs(5),
         ..Settings::default()
     };
     let cache = SessionCache::new(64);
@@ -263,13 +270,28 @@ async fn bad_clients_end_only_their_own_connection() {
         .await
         .unwrap();
     tls.write_all(b"half a message").await.unwrap();
+    let mut echoed = [0; 14];
+    tls.read_exact(&mut echoed).await.unwrap();
+    assert_eq!(
+        &echoed, b"half a message",
+        "the connection was up, mid-stream"
+    );
     drop(tls);
 
     // The server still serves.
     let client = connector(TLS13);
     assert_eq!(exchange(&client, server.addr, b"still here\n").await, Full);
     assert_eq!(exchange(&client, server.addr, b"yes\n").await, Resumed);
+    // And it ended the vanished client's connection by itself: had that connection
+    // stayed open (its idle timeout is 300 s), stopping would wait out the 5 s grace.
+    let stopping = std::time::Instant::now();
     let report = server.stop().await;
+    assert!(
+        stopping.elapsed() < settings.grace / 2,
+        "a connection was still open at shutdown: {:?}",
+        stopping.elapsed()
+    );
+    // Full: the vanished client, then "still here"; resumed: "yes".
     assert_eq!((report.full, report.resumed), (2, 1));
 }
 

@@ -1,9 +1,12 @@
-//! Every copy of a session value the cache held is wiped before its memory is freed.
+//! Every copy of a session value the cache held is wiped before its memory is freed;
+//! ids are not, as the docs say.
 //!
 //! A global allocator scans each block as it is freed for a canary that only session
 //! values contain. The test plants the canary in values, drives them through every way
-//! out of the cache, and expects the scanner never to find it. This is a test binary of
-//! its own, with one test, so nothing else allocates the canary meanwhile.
+//! out of the cache, and expects the scanner never to find it. A second canary, in an
+//! id, shows the limit the docs state: `lru` frees its nodes with the id's bytes still
+//! in them. This is a test binary of its own, with one test, so nothing else allocates
+//! the canaries meanwhile.
 #![allow(unsafe_code)]
 
 use std::alloc::{GlobalAlloc, Layout, System};
@@ -16,8 +19,12 @@ use zeroize::Zeroize;
 
 const CANARY: &[u8; 16] = b"\xc4\x4e\x41\x52\x59wipe-me-now";
 
+/// In ids only; 16 bytes, so a 32-byte id holds it.
+const ID_CANARY: &[u8; 16] = b"\xc4\x49\x44not-wiped-id!";
+
 static ARMED: AtomicBool = AtomicBool::new(false);
 static UNWIPED: AtomicUsize = AtomicUsize::new(0);
+static FREED_IDS: AtomicUsize = AtomicUsize::new(0);
 
 struct Scanner;
 
@@ -33,6 +40,9 @@ unsafe impl GlobalAlloc for Scanner {
             let block = unsafe { std::slice::from_raw_parts(ptr, layout.size()) };
             if block.windows(CANARY.len()).any(|w| w == CANARY) {
                 UNWIPED.fetch_add(1, Ordering::Relaxed);
+            }
+            if block.windows(ID_CANARY.len()).any(|w| w == ID_CANARY) {
+                FREED_IDS.fetch_add(1, Ordering::Relaxed);
             }
         }
         unsafe { System.dealloc(ptr, layout) }
@@ -122,14 +132,29 @@ fn no_session_value_is_freed_unwiped() {
     // Shrinking, clearing, and finally dropping a cache that still holds sessions.
     cache.put(id(11), secret(11));
     cache.put(id(12), secret(12));
-    cache.set_capacity(1);
-    cache.set_capacity(8);
+    cache.try_set_capacity(1).unwrap();
+    cache.try_set_capacity(8).unwrap();
     cache.clear();
     clean_after("set_capacity and clear");
     cache.put(id(13), secret(13));
     cache.put(id(14), secret(14));
     drop(cache);
     clean_after("drop");
+
+    // Ids are public and not wiped: the node `lru` frees still holds the id's bytes.
+    let cache = SessionCache::new(4);
+    let mut public_id = Vec::with_capacity(32);
+    public_id.extend_from_slice(ID_CANARY);
+    public_id.resize(32, 0);
+    // The Vec handed to `put` is freed unwiped too; count only what follows.
+    assert!(cache.put(public_id.clone(), secret(15)));
+    FREED_IDS.store(0, Ordering::Relaxed);
+    assert!(cache.remove_session(&public_id));
+    clean_after("an id's removal");
+    assert!(
+        FREED_IDS.load(Ordering::Relaxed) >= 1,
+        "the freed LRU node held the id, unwiped"
+    );
 
     ARMED.store(false, Ordering::Relaxed);
     assert_eq!(

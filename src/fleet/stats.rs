@@ -3,14 +3,11 @@
 
 use core::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
 
 use crate::CacheStats;
+use crate::rate_limit::RateLimited;
 use crate::session::now_nanos;
 use crate::stats::bump;
-
-/// How often each kind of Redis trouble is logged at most.
-const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// A snapshot of both tiers' counters.
 ///
@@ -156,48 +153,5 @@ impl Counters {
         if let Some(suppressed) = self.warn.allow(now_nanos()) {
             tracing::warn!(%error, suppressed, "{what}");
         }
-    }
-}
-
-/// Lets one event through per [`WARN_EVERY`], counting the rest.
-#[derive(Debug, Default)]
-struct RateLimited {
-    /// When the last event was let through, in clock nanoseconds; 0 for never.
-    last: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl RateLimited {
-    /// `Some(events suppressed since the last one let through)` if this one may pass.
-    fn allow(&self, now: i64) -> Option<u64> {
-        let now = u64::try_from(now).unwrap_or(0).max(1);
-        let last = self.last.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_nanos() as u64;
-        if due
-            && self
-                .last
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Some(self.suppressed.swap(0, Ordering::Relaxed));
-        }
-        bump(&self.suppressed);
-        None
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn rate_limit_lets_one_through_per_period_and_counts_the_rest() {
-        let limit = RateLimited::default();
-        let second = 1_000_000_000;
-        assert_eq!(limit.allow(100 * second), Some(0));
-        assert_eq!(limit.allow(101 * second), None);
-        assert_eq!(limit.allow(105 * second), None);
-        assert_eq!(limit.allow(110 * second), Some(2));
-        assert_eq!(limit.allow(110 * second), None);
     }
 }

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod hello;
+pub mod leak;
 pub mod process;
 #[cfg(feature = "redis")]
 pub mod redis;
