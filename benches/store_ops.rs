@@ -33,8 +33,9 @@ use support::{Store, id, prefill, value};
 
 const CAPACITIES: [usize; 3] = [256, 20_480, 200_000];
 const THREADS: [usize; 2] = [1, 2];
-const STORES: [Store; 4] = [
+const STORES: [Store; 5] = [
     Store::SessionCache,
+    Store::Context,
     Store::Sharded(4),
     Store::Rustls,
     Store::Moka,

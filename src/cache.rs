@@ -11,7 +11,7 @@ use core::hash::BuildHasher;
 use core::num::NonZeroUsize;
 use std::collections::hash_map::RandomState;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime};
 
 use parking_lot::{Mutex, MutexGuard};
@@ -19,10 +19,11 @@ use parking_lot::{Mutex, MutexGuard};
 use crate::builder::{self, SessionCacheBuilder};
 use crate::callbacks::{Callbacks, RemovalCause};
 use crate::clock::Clock;
+use crate::context::Contexts;
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
 use crate::rate_limit::RateLimited;
-use crate::session::{IdPrefix, Session, timeout_nanos, to_nanos};
+use crate::session::{Context, IdPrefix, Key, Session, timeout_nanos, to_nanos};
 use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, removal_room, session_cost};
 use crate::stats::{CacheStats, Counters, ShardCounts, bump};
 
@@ -59,6 +60,11 @@ pub struct SessionCache {
     /// The `warn` for refused oversized sessions, which any client with a long
     /// certificate chain can cause on every handshake.
     oversized_warning: RateLimited,
+    /// The named resumption contexts.
+    pub(crate) contexts: Contexts,
+    /// The longest id ever stored: a lookup of a longer one finds nothing, copies
+    /// nothing.
+    longest_id: AtomicUsize,
     pub(crate) callbacks: Callbacks,
     pub(crate) counters: Counters,
     pub(crate) clock: Clock,
@@ -126,6 +132,8 @@ impl SessionCache {
             timeout: AtomicU64::new(timeout_nanos(timeout)),
             max_session_size,
             oversized_warning: RateLimited::default(),
+            contexts: Contexts::default(),
+            longest_id: AtomicUsize::new(0),
             callbacks,
             counters: Counters::default(),
             clock: Clock::new(),
@@ -147,28 +155,64 @@ impl SessionCache {
     ///   [`CacheStats::oversized`], logged at `warn` at most once per 10 s).
     ///
     /// Under `UPDATE_TIME` the session's creation time is set to now.
+    ///
+    /// The session goes into the resumption context it names ([`Session::context`]):
+    /// the default one for a session made with [`Session::new`], its own for one a
+    /// callback was handed. `false` if it names a context this cache cannot take (past
+    /// [`MAX_CONTEXTS`](crate::MAX_CONTEXTS)).
     pub fn add_session(&self, session: Session) -> bool {
+        match self.contexts.of(session.context()) {
+            Some(context) => self.add_session_in(context, session),
+            None => false,
+        }
+    }
+
+    /// Removes the session with this id, in the default context. Returns `true`, and
+    /// calls `on_remove` with [`RemovalCause::Removed`], if one was present, expired or
+    /// not; `false` if not.
+    pub fn remove_session(&self, id: &[u8]) -> bool {
+        self.remove_session_in(Context::default(), id)
+    }
+
+    /// Whether a session is stored under `id` in the default context, live or expired
+    /// (as [`len`](Self::len) counts it). Changes no statistic and does not promote.
+    pub fn contains(&self, id: &[u8]) -> bool {
+        self.contains_in(Context::default(), id)
+    }
+
+    pub(crate) fn add_session_in(&self, context: Context, mut session: Session) -> bool {
+        session.id.set_context(context);
         self.insert(session, self.mode().updates_time()) == Stored::Changed
     }
 
-    /// Removes the session with this id. Returns `true`, and calls `on_remove` with
-    /// [`RemovalCause::Removed`], if one was present, expired or not; `false` if not.
-    pub fn remove_session(&self, id: &[u8]) -> bool {
-        let removed = self.lock(id).remove(id);
+    pub(crate) fn remove_session_in(&self, context: Context, id: &[u8]) -> bool {
+        let Some(key) = self.key(context, id) else {
+            return false;
+        };
+        let removed = self.lock(key.as_slice()).remove(key.as_slice());
         match removed {
             Some(session) => {
-                self.callbacks
-                    .removed(&session, RemovalCause::Removed, &self.counters);
+                self.removed(session, RemovalCause::Removed);
                 true
             }
             None => false,
         }
     }
 
-    /// Whether a session is stored under `id`, live or expired (as [`len`](Self::len)
-    /// counts it). Changes no statistic and does not promote.
-    pub fn contains(&self, id: &[u8]) -> bool {
-        self.lock(id).contains(id)
+    pub(crate) fn contains_in(&self, context: Context, id: &[u8]) -> bool {
+        self.key(context, id)
+            .is_some_and(|key| self.lock(key.as_slice()).contains(key.as_slice()))
+    }
+
+    /// Counts a miss for `id`, in the shard it would be in, without a look.
+    pub(crate) fn count_miss(&self, id: &[u8]) {
+        self.lock(id).count_miss();
+    }
+
+    /// The key for `id` in `context`, built on the stack; `None` if no id that long was
+    /// ever stored (so nothing can be found, and nothing is copied).
+    pub(crate) fn key(&self, context: Context, id: &[u8]) -> Option<Key> {
+        (id.len() <= self.longest_id.load(Ordering::Relaxed)).then(|| Key::new(context, id))
     }
 
     /// Removes every session with `created + timeout < now`, calling `on_remove` with
@@ -187,7 +231,7 @@ impl SessionCache {
         for shard in self.shards.iter() {
             move_out(shard, &mut drained, Shard::len, Shard::drain);
         }
-        self.notify_all(&drained, RemovalCause::Removed);
+        self.notify_all(&mut drained, RemovalCause::Removed);
         drained.len()
     }
 
@@ -260,7 +304,7 @@ impl SessionCache {
         }
         *total = capacity.get();
         drop(total);
-        self.notify_all(&evicted, RemovalCause::Evicted);
+        self.notify_all(&mut evicted, RemovalCause::Evicted);
         Ok(previous)
     }
 
@@ -358,7 +402,7 @@ impl SessionCache {
     /// Inserts with `add_session`'s rules; `update_time` sets the creation time to now.
     pub(crate) fn insert(&self, session: Session, update_time: bool) -> Stored {
         let now = update_time.then(|| self.clock.now_nanos());
-        let index = self.shard_index(session.id());
+        let index = self.shard_index(session.id.key());
         self.store(index, session, |shard, session, removed| {
             shard.add(session, now, removed)
         })
@@ -368,7 +412,7 @@ impl SessionCache {
     /// auto-clears), every [`AUTO_CLEAR_INTERVAL`](crate::shard::AUTO_CLEAR_INTERVAL)th new session in a shard then sweeps
     /// that shard, in a critical section of its own.
     pub(crate) fn insert_new(&self, session: Session, sweep_at: Option<i64>) -> Stored {
-        let index = self.shard_index(session.id());
+        let index = self.shard_index(session.id.key());
         let mut sweep_due = false;
         let stored = self.store(index, session, |shard, session, removed| {
             let added = shard.put(session, removed);
@@ -393,12 +437,16 @@ impl SessionCache {
             return Stored::Refused;
         }
         let prefix = IdPrefix::of(session.id());
+        let id_len = session.id().len();
+        if id_len > self.longest_id.load(Ordering::Relaxed) {
+            self.longest_id.fetch_max(id_len, Ordering::Relaxed);
+        }
         // Room for all the store can remove, made before locking: inline for a session
         // of typical size; allocated here, unlocked, for a large one under a budget.
         let cost = session_cost(session.id().len(), session.value().len());
         let mut removed = Removed::with_capacity(removal_room(cost, self.max_bytes.is_some()));
         let added = op(&mut lock(&self.shards[index]), session, &mut removed);
-        self.notify(&removed);
+        self.notify(&mut removed);
         // The lock is released: wipe what the add displaced here.
         let (outcome, stored) = match added {
             Added::Unchanged(offered) => {
@@ -445,7 +493,7 @@ impl SessionCache {
                 |shard, out| shard.flush_expired(now, timeout, out),
             );
         }
-        self.notify_all(&flushed, RemovalCause::Expired);
+        self.notify_all(&mut flushed, RemovalCause::Expired);
         if !flushed.is_empty() {
             tracing::debug!(count = flushed.len(), "expired sessions flushed");
         }
@@ -465,7 +513,7 @@ impl SessionCache {
         }
         let mut expired = Vec::with_capacity(found);
         lock(shard).sweep_lru_end(now, timeout, &mut expired);
-        self.notify(&expired);
+        self.notify(&mut expired);
     }
 
     pub(crate) fn timeout_nanos(&self) -> u64 {
@@ -486,15 +534,30 @@ impl SessionCache {
     }
 
     /// Tells `on_remove` (and the log) about sessions removed, each with its cause.
-    fn notify(&self, removed: &[(Session, RemovalCause)]) {
+    fn notify(&self, removed: &mut [(Session, RemovalCause)]) {
         for (session, cause) in removed {
+            self.name(session);
             self.callbacks.removed(session, *cause, &self.counters);
         }
     }
 
-    fn notify_all(&self, sessions: &[Session], cause: RemovalCause) {
+    fn notify_all(&self, sessions: &mut [Session], cause: RemovalCause) {
         for session in sessions {
+            self.name(session);
             self.callbacks.removed(session, cause, &self.counters);
+        }
+    }
+
+    /// Tells `on_remove` about one session removed; then it drops, and is wiped.
+    pub(crate) fn removed(&self, mut session: Session, cause: RemovalCause) {
+        self.name(&mut session);
+        self.callbacks.removed(&session, cause, &self.counters);
+    }
+
+    /// Gives a session the cache hands to a callback the name of its context.
+    pub(crate) fn name(&self, session: &mut Session) {
+        if session.context.is_none() && self.callbacks.any() {
+            session.context = self.contexts.name(session.id.context());
         }
     }
 }

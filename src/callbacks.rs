@@ -97,6 +97,11 @@ impl Callbacks {
         }
     }
 
+    /// Whether any callback is set (so sessions handed out need their context's name).
+    pub(crate) fn any(&self) -> bool {
+        self.on_new_session.is_some() || self.on_remove.is_some() || self.lookup.is_some()
+    }
+
     /// Asks the lookup callback for `id`.
     pub(crate) fn lookup(&self, id: &[u8], counters: &Counters) -> Option<Session> {
         let callback = self.lookup.as_ref()?;

@@ -43,6 +43,17 @@ pub enum ConfigError {
         /// The capacity asked for.
         capacity: usize,
     },
+    /// A resumption context name that is empty or longer than
+    /// [`MAX_CONTEXT_NAME`](crate::MAX_CONTEXT_NAME) bytes.
+    ContextName {
+        /// The name's length.
+        len: usize,
+    },
+    /// More named resumption contexts than one cache holds.
+    TooManyContexts {
+        /// The most a cache holds.
+        max: usize,
+    },
     /// A byte budget in which some shard could not hold even one session of the largest
     /// size allowed.
     ByteBudgetTooSmall {
@@ -66,6 +77,14 @@ impl fmt::Display for ConfigError {
                 f.write_str("the per-session size limit must be at least 1 byte")
             }
             Self::ZeroShards => f.write_str("a session cache needs at least one shard"),
+            Self::ContextName { len } => write!(
+                f,
+                "a resumption context name must be 1 to {} bytes, not {len}",
+                crate::MAX_CONTEXT_NAME
+            ),
+            Self::TooManyContexts { max } => {
+                write!(f, "a session cache holds at most {max} named contexts")
+            }
             Self::TooManyShards { shards, capacity } => write!(
                 f,
                 "{shards} shards cannot share a capacity of {capacity}: each shard needs \

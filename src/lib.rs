@@ -78,8 +78,14 @@
 //! config A requires client certificates and config B does not. A session made under B
 //! can be offered to A; rustls checks the cipher suite and SNI of a resumed session, but
 //! A's client-authentication policy is not re-run, so A would treat an unauthenticated
-//! client as authenticated. This crate enforces no policy here: give configs with
-//! different security requirements different caches.
+//! client as authenticated (nginx's CVE-2025-23419 is this). `tests/contexts.rs` shows it
+//! happen with one store behind both. The answer is OpenSSL's session id context:
+//! give each config whose requirements differ its own **resumption context**, a view of
+//! the one cache ([`SessionCache::context`], or [`SessionCache::context_for`] to name it
+//! after a verifier's policy). Sessions stored through a view resume only through a view
+//! of the same context; the cache itself is the default context. Views share capacity,
+//! byte budget, eviction, expiry, statistics and callbacks. A config that requires client
+//! certificates must have a context of its own.
 //!
 //! **Timeouts.** rustls never checks a session's age; this cache is what expires
 //! sessions. A session past `created + timeout` is never returned, whatever the mode.
@@ -221,6 +227,9 @@ mod callbacks;
 pub use callbacks::RemovalCause;
 
 mod clock;
+
+mod context;
+pub use context::{ContextView, MAX_CONTEXT_NAME, MAX_CONTEXTS};
 
 mod error;
 pub use error::ConfigError;

@@ -16,9 +16,9 @@
 use core::borrow::Borrow;
 use core::fmt;
 use core::hash::{Hash, Hasher};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use smallvec::SmallVec;
 use zeroize::{Zeroize, Zeroizing};
 
 /// A resumable TLS session: an opaque id and its opaque, secret value.
@@ -64,6 +64,8 @@ use zeroize::{Zeroize, Zeroizing};
 pub struct Session {
     pub(crate) id: Id,
     pub(crate) entry: Entry,
+    /// The resumption context's name, for sessions a cache hands out from a named one.
+    pub(crate) context: Option<Arc<str>>,
 }
 
 impl Session {
@@ -101,9 +103,36 @@ impl Session {
         self
     }
 
+    /// Puts the session in the resumption context `context` (`None`: the default one),
+    /// for [`SessionCache::add_session`](crate::SessionCache::add_session) or a lookup
+    /// callback's answer.
+    ///
+    /// ```
+    /// use rustls_session_cache::Session;
+    ///
+    /// let session = Session::new(vec![1; 32], b"encoded".to_vec()).with_context(Some("admin"));
+    /// assert_eq!(session.context(), Some("admin"));
+    /// ```
+    #[must_use]
+    pub fn with_context(mut self, context: Option<&str>) -> Self {
+        self.context = context.map(Arc::from);
+        self
+    }
+
     /// The session id (TLS 1.2) or ticket (TLS 1.3) that clients send back.
     pub fn id(&self) -> &[u8] {
-        &self.id.0
+        self.id.id()
+    }
+
+    /// The resumption context the session belongs to: `None` for a cache's default one,
+    /// else the name given to [`SessionCache::context`](crate::SessionCache::context).
+    /// Sessions the cache hands to callbacks carry theirs;
+    /// [`SessionCache::add_session`](crate::SessionCache::add_session) puts a session
+    /// back in the context it names, and [`ContextView::add_session`] in the view's.
+    ///
+    /// [`ContextView::add_session`]: crate::ContextView::add_session
+    pub fn context(&self) -> Option<&str> {
+        self.context.as_deref()
     }
 
     /// The encoded session: secret. Do not log it.
@@ -142,7 +171,7 @@ impl Session {
 
     /// The size the cache counts against its per-session limit: id plus value, in bytes.
     pub fn len(&self) -> usize {
-        self.id.0.len().saturating_add(self.entry.value.len())
+        self.id().len().saturating_add(self.entry.value.len())
     }
 
     /// Whether both the id and the value are empty.
@@ -165,7 +194,8 @@ impl Session {
 
     pub(crate) fn created_at_nanos(id: Vec<u8>, mut value: Vec<u8>, created: i64) -> Self {
         let session = Self {
-            id: Id(SmallVec::from_slice(&id)),
+            id: Id::new(Context::default(), &id),
+            context: None,
             entry: Entry {
                 value: Zeroizing::new(Box::from(value.as_slice())),
                 stamp: Stamp {
@@ -181,7 +211,11 @@ impl Session {
 
 impl fmt::Debug for Session {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Session")
+        let mut shown = f.debug_struct("Session");
+        if let Some(context) = &self.context {
+            shown.field("context", context);
+        }
+        shown
             .field("id_prefix", &format_args!("{}", IdPrefix::of(self.id())))
             .field("id_len", &self.id().len())
             .field("value_len", &self.value().len())
@@ -191,48 +225,134 @@ impl fmt::Debug for Session {
     }
 }
 
-/// A session id: inline up to 32 bytes (every id rustls makes), on the heap beyond.
+/// A session id as the cache keys it: the index of its resumption context, then the id.
+/// Inline up to 37 id bytes (every id rustls makes is 32), on the heap beyond; 40 bytes
+/// either way.
 ///
-/// It hashes, compares and borrows as a plain `[u8]`, so the LRU map can be queried
-/// with a `&[u8]` from the network without allocating.
+/// The map looks keys up as plain `[u8]` (through `Borrow`), and a lookup builds its
+/// key on the stack ([`Key`]): one byte of context before the id makes the contexts
+/// separate namespaces, with no name a prefix of another's.
 ///
 /// It is not wiped. Ids are public (they cross the network in clear), and wiping one on
 /// drop would not wipe them all anyway: `lru` moves each id out of its node before it
 /// frees the node, leaving a copy in the freed memory.
 #[derive(Clone)]
-pub(crate) struct Id(SmallVec<[u8; 32]>);
+pub(crate) enum Id {
+    /// `len` bytes of `bytes` are the key.
+    Inline(u8, [u8; ID_INLINE]),
+    Heap(Box<[u8]>),
+}
+
+/// How many key bytes (context and id) an [`Id`] holds inline.
+const ID_INLINE: usize = 38;
 
 impl Id {
-    #[cfg(feature = "redis")]
-    pub(crate) fn from_slice(id: &[u8]) -> Self {
-        Self(SmallVec::from_slice(id))
+    pub(crate) fn new(context: Context, id: &[u8]) -> Self {
+        let len = id.len() + 1;
+        if len <= ID_INLINE {
+            let mut bytes = [0; ID_INLINE];
+            bytes[0] = context.0;
+            bytes[1..len].copy_from_slice(id);
+            // `len` is at most 38: it fits a `u8`.
+            Self::Inline(len as u8, bytes)
+        } else {
+            let mut key = Vec::with_capacity(len);
+            key.push(context.0);
+            key.extend_from_slice(id);
+            Self::Heap(key.into_boxed_slice())
+        }
     }
 
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        &self.0
+    /// The key: the context's index, then the id.
+    pub(crate) fn key(&self) -> &[u8] {
+        match self {
+            Self::Inline(len, bytes) => &bytes[..usize::from(*len)],
+            Self::Heap(key) => key,
+        }
+    }
+
+    /// The id, without its context.
+    pub(crate) fn id(&self) -> &[u8] {
+        self.key().get(1..).unwrap_or_default()
+    }
+
+    pub(crate) fn context(&self) -> Context {
+        Context(self.key().first().copied().unwrap_or(0))
+    }
+
+    pub(crate) fn set_context(&mut self, context: Context) {
+        match self {
+            Self::Inline(_, bytes) => bytes[0] = context.0,
+            Self::Heap(key) => {
+                if let Some(first) = key.first_mut() {
+                    *first = context.0;
+                }
+            }
+        }
     }
 }
 
 impl Borrow<[u8]> for Id {
     fn borrow(&self) -> &[u8] {
-        &self.0
+        self.key()
     }
 }
 
 impl Hash for Id {
     fn hash<H: Hasher>(&self, state: &mut H) {
         // Must agree with `<[u8] as Hash>` for `Borrow<[u8]>` lookups.
-        self.0.as_slice().hash(state);
+        self.key().hash(state);
     }
 }
 
 impl PartialEq for Id {
     fn eq(&self, other: &Self) -> bool {
-        self.0 == other.0
+        self.key() == other.key()
     }
 }
 
 impl Eq for Id {}
+
+/// A resumption context, as a cache numbers them: 0 is the default, the others are
+/// named ([`SessionCache::context`](crate::SessionCache::context)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub(crate) struct Context(pub(crate) u8);
+
+/// A lookup key built on the stack: the context's index, then the id. Ids up to 63
+/// bytes are copied without allocating; the cache never builds one for a longer id than
+/// it holds.
+pub(crate) enum Key {
+    Stack(u8, [u8; KEY_STACK]),
+    Heap(Vec<u8>),
+}
+
+/// How many key bytes (context and id) a [`Key`] holds on the stack.
+const KEY_STACK: usize = 64;
+
+impl Key {
+    pub(crate) fn new(context: Context, id: &[u8]) -> Self {
+        let len = id.len() + 1;
+        if len <= KEY_STACK {
+            let mut bytes = [0; KEY_STACK];
+            bytes[0] = context.0;
+            bytes[1..len].copy_from_slice(id);
+            // `len` is at most 64: it fits a `u8`.
+            Self::Stack(len as u8, bytes)
+        } else {
+            let mut key = Vec::with_capacity(len);
+            key.push(context.0);
+            key.extend_from_slice(id);
+            Self::Heap(key)
+        }
+    }
+
+    pub(crate) fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Stack(len, bytes) => &bytes[..usize::from(*len)],
+            Self::Heap(key) => key,
+        }
+    }
+}
 
 /// What the LRU map holds for an id: the secret value and its times.
 #[derive(Clone)]
@@ -420,15 +540,28 @@ mod tests {
     }
 
     #[test]
-    fn id_hashes_like_a_byte_slice() {
+    fn a_key_hashes_like_its_bytes_and_holds_context_then_id() {
         use std::collections::hash_map::RandomState;
         use std::hash::BuildHasher;
         let state = RandomState::new();
-        for id in [&b"the-id"[..], &[7u8; 32][..], &[8u8; 33][..], b""] {
-            let s = Session::new(id.to_vec(), b"value".to_vec());
-            assert_eq!(state.hash_one(&s.id), state.hash_one(id));
-            assert_eq!(s.id(), id);
+        for id in [
+            &b"the-id"[..],
+            &[7u8; 32][..],
+            &[8u8; 37][..],
+            &[9u8; 38][..],
+            b"",
+        ] {
+            let mut s = Session::new(id.to_vec(), b"value".to_vec());
+            s.id.set_context(Context(5));
+            let key = Key::new(Context(5), id);
+            assert_eq!(s.id.key(), key.as_slice());
+            assert_eq!(state.hash_one(&s.id), state.hash_one(key.as_slice()));
+            assert_eq!((s.id(), s.id.context()), (id, Context(5)));
+            assert_eq!(key.as_slice()[0], 5);
         }
+        let a = Key::new(Context(1), b"ab");
+        let b = Key::new(Context(2), b"b");
+        assert_ne!(a.as_slice(), b.as_slice(), "contexts never run into ids");
     }
 
     #[test]

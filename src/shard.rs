@@ -41,7 +41,7 @@ pub(crate) const ENTRY_OVERHEAD: usize = 112;
 
 /// The bytes a session counts against a byte budget.
 pub(crate) fn cost(id: &Id, entry: &Entry) -> usize {
-    session_cost(id.as_slice().len(), entry.value.len())
+    session_cost(id.id().len(), entry.value.len())
 }
 
 /// [`cost`], from the lengths.
@@ -127,7 +127,7 @@ impl Shard {
     /// `removed` must have room for [`removal_room`] more.
     pub(crate) fn put(&mut self, session: Session, removed: &mut Removed) -> Added {
         self.counts.new_sessions += 1;
-        let Session { id, entry } = session;
+        let Session { id, entry, .. } = session;
         self.bytes += cost(&id, &entry);
         let added = match self.map.push(id, entry) {
             None => Added::Inserted,
@@ -192,25 +192,33 @@ impl Shard {
         update_time: Option<i64>,
         removed: &mut Removed,
     ) -> Added {
-        let Session { id, mut entry } = session;
+        let Session { id, mut entry, .. } = session;
         if let Some(now) = update_time {
             entry.stamp.created = now;
         }
-        let key = id.as_slice();
+        let key = id.key();
         let added_cost = cost(&id, &entry);
         let added = match self.map.peek_mut(key) {
             Some(held) if held.value[..] == entry.value[..] => {
                 if update_time.is_some() {
                     held.stamp.created = entry.stamp.created;
                 }
-                return Added::Unchanged(Session { id, entry });
+                return Added::Unchanged(Session {
+                    id,
+                    entry,
+                    context: None,
+                });
             }
             Some(held) => {
                 // Swap in place rather than `push`, which would hand back the new id.
                 core::mem::swap(held, &mut entry);
                 self.map.promote(key);
                 self.bytes = self.bytes + added_cost - cost(&id, &entry);
-                Added::Replaced(Session { id, entry })
+                Added::Replaced(Session {
+                    id,
+                    entry,
+                    context: None,
+                })
             }
             None => {
                 self.bytes += added_cost;
@@ -281,6 +289,11 @@ impl Shard {
         };
         self.count(&found);
         found
+    }
+
+    /// Counts a miss found without a look: an id longer than any stored.
+    pub(crate) fn count_miss(&mut self) {
+        self.counts.misses += 1;
     }
 
     /// Counts a lookup's outcome: a hit, a timeout (an expired session), or a miss.
@@ -365,6 +378,7 @@ impl Shard {
             // What stays behind for `retain` to drop is an empty value.
             let value = core::mem::take(&mut entry.value);
             out.push(Session {
+                context: None,
                 id: id.clone(),
                 entry: Entry {
                     value,
@@ -416,7 +430,11 @@ impl Shard {
     /// Accounts for a session leaving the map.
     fn detach(&mut self, (id, entry): (Id, Entry)) -> Session {
         self.bytes -= cost(&id, &entry);
-        Session { id, entry }
+        Session {
+            id,
+            entry,
+            context: None,
+        }
     }
 }
 
@@ -439,6 +457,13 @@ mod tests {
         Session::created_at_nanos(vec![id; 32], vec![value; 83], created)
     }
 
+    /// The map key of `session(id, ..)`: the default context, then the id.
+    fn key(id: u8) -> Vec<u8> {
+        let mut key = vec![0];
+        key.extend([id; 32]);
+        key
+    }
+
     fn shard(capacity: usize) -> Shard {
         Shard::new(NonZeroUsize::new(capacity).unwrap(), usize::MAX)
     }
@@ -447,12 +472,7 @@ mod tests {
     const ONE: usize = 32 + 83 + ENTRY_OVERHEAD;
 
     fn lru_order(shard: &Shard) -> Vec<u8> {
-        shard
-            .map
-            .iter()
-            .rev()
-            .map(|(id, _)| id.as_slice()[0])
-            .collect()
+        shard.map.iter().rev().map(|(id, _)| id.id()[0]).collect()
     }
 
     #[test]
@@ -467,7 +487,7 @@ mod tests {
         }
         let mut out = Vec::with_capacity(83);
         assert!(matches!(
-            s.get(&[1; 32], 0, 10, &mut out),
+            s.get(&key(1), 0, 10, &mut out),
             Ok(Lookup::Hit(()))
         ));
         assert_eq!(out, vec![1; 83]);
@@ -480,7 +500,7 @@ mod tests {
         assert_eq!(removed[0].0.id(), &[2; 32]);
         assert_eq!(removed[0].1, RemovalCause::Evicted);
         assert_eq!(lru_order(&s), [3, 1, 4]);
-        assert!(s.contains(&[3; 32]));
+        assert!(s.contains(&key(3)));
         assert_eq!(lru_order(&s), [3, 1, 4], "contains does not promote");
     }
 
@@ -495,12 +515,12 @@ mod tests {
             Added::Unchanged(_)
         ));
         assert_eq!(lru_order(&s), [1, 2], "an identical add does not promote");
-        assert_eq!(s.map.peek(&[1u8; 32][..]).unwrap().stamp.created, 5);
+        assert_eq!(s.map.peek(&key(1)[..]).unwrap().stamp.created, 5);
         assert!(matches!(
             s.add(session(1, 1, 9), Some(77), &mut removed),
             Added::Unchanged(_)
         ));
-        assert_eq!(s.map.peek(&[1u8; 32][..]).unwrap().stamp.created, 77);
+        assert_eq!(s.map.peek(&key(1)[..]).unwrap().stamp.created, 77);
         assert!(removed.is_empty());
     }
 
@@ -518,7 +538,7 @@ mod tests {
         assert_eq!(lru_order(&s), [2, 1]);
         let mut out = Vec::with_capacity(83);
         assert!(matches!(
-            s.get(&[1; 32], 6, 10, &mut out),
+            s.get(&key(1), 6, 10, &mut out),
             Ok(Lookup::Hit(()))
         ));
         assert_eq!(out, vec![9; 83]);
@@ -533,16 +553,16 @@ mod tests {
         s.add(session(2, 2, 0), None, &mut removed);
         let mut out = Vec::with_capacity(83);
         assert!(matches!(
-            s.get(&[1; 32], 10, 10, &mut out),
+            s.get(&key(1), 10, 10, &mut out),
             Ok(Lookup::Hit(()))
         ));
         assert!(matches!(
-            s.get(&[1; 32], 11, 10, &mut Vec::new()),
+            s.get(&key(1), 11, 10, &mut Vec::new()),
             Ok(Lookup::Expired(_))
         ));
-        assert!(!s.contains(&[1; 32]));
-        assert!(matches!(s.take(&[2; 32], 11, 10), Lookup::Expired(_)));
-        assert!(matches!(s.take(&[2; 32], 0, 10), Lookup::Miss));
+        assert!(!s.contains(&key(1)));
+        assert!(matches!(s.take(&key(2), 11, 10), Lookup::Expired(_)));
+        assert!(matches!(s.take(&key(2), 0, 10), Lookup::Miss));
         assert_eq!(s.len(), 0);
     }
 
@@ -593,13 +613,13 @@ mod tests {
         s.add(big, None, &mut removed);
         let mut out = Vec::with_capacity(128);
         let before = (out.as_ptr(), out.capacity());
-        assert!(matches!(s.get(&[1; 32], 0, 10, &mut out), Err(5_000)));
+        assert!(matches!(s.get(&key(1), 0, 10, &mut out), Err(5_000)));
         assert_eq!((out.as_ptr(), out.capacity()), before, "not grown");
         assert_eq!(s.counts().hits + s.counts().misses, 0, "nothing counted");
         out.reserve_exact(5_000);
         let before = (out.as_ptr(), out.capacity());
         assert!(matches!(
-            s.get(&[1; 32], 0, 10, &mut out),
+            s.get(&key(1), 0, 10, &mut out),
             Ok(Lookup::Hit(()))
         ));
         assert_eq!((out.as_ptr(), out.capacity()), before, "copied in place");
@@ -607,12 +627,9 @@ mod tests {
         assert_eq!(s.counts().hits, 1);
         // Misses and expired sessions need no room.
         let mut none = Vec::new();
+        assert!(matches!(s.get(&key(2), 0, 10, &mut none), Ok(Lookup::Miss)));
         assert!(matches!(
-            s.get(&[2; 32], 0, 10, &mut none),
-            Ok(Lookup::Miss)
-        ));
-        assert!(matches!(
-            s.get(&[1; 32], 11, 10, &mut none),
+            s.get(&key(1), 11, 10, &mut none),
             Ok(Lookup::Expired(_))
         ));
         assert_eq!(none.capacity(), 0);
@@ -691,7 +708,7 @@ mod tests {
             Added::Replaced(_)
         ));
         assert_eq!(s.bytes(), 2 * ONE + 17);
-        assert!(matches!(s.take(&[1; 32], 0, 10), Lookup::Hit(_)));
+        assert!(matches!(s.take(&key(1), 0, 10), Lookup::Hit(_)));
         assert_eq!(s.bytes(), ONE);
         s.add(session(3, 3, 100), None, &mut removed);
         out.reserve(2);

@@ -8,13 +8,15 @@
 //!   replay-safe.
 //! - `can_cache`: TLS 1.2 only; rustls sends an empty session id when it is `false`.
 
+use std::sync::Arc;
+
 use rustls::server::StoresServerSessions;
 use zeroize::Zeroizing;
 
 use crate::cache::{SessionCache, Stored};
 use crate::callbacks::RemovalCause;
 use crate::mode::CacheMode;
-use crate::session::{IdPrefix, Session};
+use crate::session::{Context, IdPrefix, Session};
 use crate::shard::{AUTO_CLEAR_INTERVAL, Lookup};
 use crate::stats::{bump, count};
 
@@ -44,26 +46,18 @@ impl StoresServerSessions for SessionCache {
     /// `NO_AUTO_CLEAR`, every 256th new session also sweeps expired sessions from the
     /// least recently used end of its shard (see [`SessionCache`]'s expiry docs).
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
-        let mode = self.mode();
-        if !mode.caches_new_sessions() {
-            // Wipe the value rustls handed over; it is ours to drop. (Ids are public.)
-            drop((key, Zeroizing::new(value)));
-            tracing::trace!(%mode, "session not cached: the mode lacks SERVER");
-            return false;
-        }
-        let now = self.clock.now_nanos();
-        self.put_session(Session::created_at_nanos(key, value, now), mode, now)
+        self.put_in(Context::default(), None, key, value)
     }
 
     /// TLS 1.2 resumption; see [`SessionCache`]'s lookup rules.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.resume(key, Use::Keep)
+        self.get_in(Context::default(), key)
     }
 
     /// TLS 1.3 resumption: as `get`, but the session is removed (`on_remove` with
     /// [`RemovalCause::Taken`]).
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        self.resume(key, Use::Take)
+        self.take_in(Context::default(), key)
     }
 
     /// Whether the mode has `SERVER`. rustls asks this for TLS 1.2 only.
@@ -73,6 +67,38 @@ impl StoresServerSessions for SessionCache {
 }
 
 impl SessionCache {
+    /// `put` into `context`, named `name` (for the callbacks).
+    pub(crate) fn put_in(
+        &self,
+        context: Context,
+        name: Option<&Arc<str>>,
+        key: Vec<u8>,
+        value: Vec<u8>,
+    ) -> bool {
+        let mode = self.mode();
+        if !mode.caches_new_sessions() {
+            // Wipe the value rustls handed over; it is ours to drop. (Ids are public.)
+            drop((key, Zeroizing::new(value)));
+            tracing::trace!(%mode, "session not cached: the mode lacks SERVER");
+            return false;
+        }
+        let now = self.clock.now_nanos();
+        let mut session = Session::created_at_nanos(key, value, now);
+        session.id.set_context(context);
+        if self.callbacks.any() {
+            session.context = name.cloned();
+        }
+        self.put_session(session, mode, now)
+    }
+
+    pub(crate) fn get_in(&self, context: Context, id: &[u8]) -> Option<Vec<u8>> {
+        self.resume(context, id, Use::Keep)
+    }
+
+    pub(crate) fn take_in(&self, context: Context, id: &[u8]) -> Option<Vec<u8>> {
+        self.resume(context, id, Use::Take)
+    }
+
     /// `put` past its mode check, for a session made at `now` under `mode` (which has
     /// `SERVER`).
     pub(crate) fn put_session(&self, session: Session, mode: CacheMode, now: i64) -> bool {
@@ -87,7 +113,7 @@ impl SessionCache {
         }
         let put_count = count(&self.counters.unstored_new_sessions);
         if sweep_at.is_some() && put_count.is_multiple_of(AUTO_CLEAR_INTERVAL) {
-            self.sweep(self.shard_index(session.id()), now);
+            self.sweep(self.shard_index(session.id.key()), now);
         }
         handed
     }
@@ -97,24 +123,36 @@ impl SessionCache {
     ///    expired one is a timeout, removed (`on_remove` with `Expired`), and then handled
     ///    as a miss without counting one; nothing is a miss.
     /// 2. If that found nothing usable and a lookup callback is set, the callback.
-    fn resume(&self, id: &[u8], how: Use) -> Option<Vec<u8>> {
+    fn resume(&self, context: Context, id: &[u8], how: Use) -> Option<Vec<u8>> {
         let mode = self.mode();
         let now = self.clock.now_nanos();
         if mode.looks_up_internally()
-            && let Some(value) = self.resume_internally(id, now, how)
+            && let Some(value) = self.resume_internally(context, id, now, how)
         {
             return Some(value);
         }
-        self.resume_from_callback(id, now, how, mode.stores_internally())
+        self.resume_from_callback(context, id, now, how, mode.stores_internally())
     }
 
-    fn resume_internally(&self, id: &[u8], now: i64, how: Use) -> Option<Vec<u8>> {
+    fn resume_internally(
+        &self,
+        context: Context,
+        id: &[u8],
+        now: i64,
+        how: Use,
+    ) -> Option<Vec<u8>> {
         let timeout = self.timeout_nanos();
+        let Some(key) = self.key(context, id) else {
+            // Longer than any id stored: a miss, found without copying the id.
+            self.count_miss(id);
+            return None;
+        };
+        let key = key.as_slice();
         let found = match how {
             Use::Keep => {
                 let mut value = Vec::with_capacity(VALUE_CAPACITY_HINT);
                 let found = loop {
-                    let found = self.lock(id).get(id, now, timeout, &mut value);
+                    let found = self.lock(key).get(key, now, timeout, &mut value);
                     match found {
                         Ok(found) => break found,
                         // Longer than the room made: make room, unlocked, and look
@@ -131,9 +169,10 @@ impl SessionCache {
                 }
             }
             Use::Take => {
-                let taken = self.lock(id).take(id, now, timeout);
+                let taken = self.lock(key).take(key, now, timeout);
                 match taken {
                     Lookup::Hit(mut session) => {
+                        self.name(&mut session);
                         self.callbacks
                             .removed(&session, RemovalCause::Taken, &self.counters);
                         // The ticket is consumed: hand rustls its buffer rather than a copy.
@@ -151,8 +190,7 @@ impl SessionCache {
                 Some(value)
             }
             Lookup::Expired(session) => {
-                self.callbacks
-                    .removed(&session, RemovalCause::Expired, &self.counters);
+                self.removed(session, RemovalCause::Expired);
                 None
             }
             Lookup::Miss => {
@@ -164,16 +202,23 @@ impl SessionCache {
 
     /// `take` from the lookup callback alone, past the internal cache.
     #[cfg(feature = "redis")]
-    pub(crate) fn take_from_callback(&self, id: &[u8]) -> Option<Vec<u8>> {
+    pub(crate) fn take_from_callback(&self, context: Context, id: &[u8]) -> Option<Vec<u8>> {
         let now = self.clock.now_nanos();
-        self.resume_from_callback(id, now, Use::Take, self.mode().stores_internally())
+        self.resume_from_callback(context, id, now, Use::Take, self.mode().stores_internally())
     }
 
     /// Asks the lookup callback. Its session is used only if its id is `id`, it is live,
     /// and it fits the size limit. For `get` it is then cached (unless `NO_INTERNAL_STORE`,
     /// with `add_session`'s rules); for `take`, `on_remove` gets it as `Taken`.
-    fn resume_from_callback(&self, id: &[u8], now: i64, how: Use, store: bool) -> Option<Vec<u8>> {
-        let session = self.callbacks.lookup(id, &self.counters)?;
+    fn resume_from_callback(
+        &self,
+        context: Context,
+        id: &[u8],
+        now: i64,
+        how: Use,
+        store: bool,
+    ) -> Option<Vec<u8>> {
+        let mut session = self.callbacks.lookup(id, &self.counters)?;
         if session.id() != id {
             tracing::debug!(
                 id_prefix = %IdPrefix::of(id),
@@ -181,6 +226,14 @@ impl SessionCache {
             );
             return None;
         }
+        if self.contexts.of(session.context()) != Some(context) {
+            tracing::debug!(
+                id_prefix = %IdPrefix::of(id),
+                "lookup callback returned a session of another context; ignored"
+            );
+            return None;
+        }
+        session.id.set_context(context);
         if session.entry.stamp.is_expired_at(now, self.timeout_nanos()) {
             tracing::debug!(
                 id_prefix = %IdPrefix::of(id),
@@ -199,9 +252,7 @@ impl SessionCache {
                 self.insert(session, self.mode().updates_time());
             }
             Use::Keep => {}
-            Use::Take => self
-                .callbacks
-                .removed(&session, RemovalCause::Taken, &self.counters),
+            Use::Take => self.removed(session, RemovalCause::Taken),
         }
         Some(value)
     }

@@ -14,6 +14,8 @@ pub enum Store {
     SessionCache,
     /// This crate with this many shards.
     Sharded(usize),
+    /// This crate, one shard, through a resumption-context view.
+    Context,
     /// rustls's built-in `ServerSessionMemoryCache`.
     Rustls,
     /// The twenty lines a user might write instead, on moka.
@@ -25,6 +27,7 @@ impl Store {
         match self {
             Self::SessionCache => "SessionCache".into(),
             Self::Sharded(n) => format!("SessionCache-{n}shards"),
+            Self::Context => "SessionCache-context".into(),
             Self::Rustls => "rustls-builtin".into(),
             Self::Moka => "moka".into(),
         }
@@ -38,6 +41,12 @@ impl Store {
                 .capacity(capacity)
                 .shards(n)
                 .build()
+                .unwrap(),
+            Self::Context => SessionCache::builder()
+                .capacity(capacity)
+                .build()
+                .unwrap()
+                .context("bench")
                 .unwrap(),
             Self::Rustls => ServerSessionMemoryCache::new(capacity),
             Self::Moka => Arc::new(MokaStore::new(capacity)),

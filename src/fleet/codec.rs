@@ -19,7 +19,7 @@ use chacha20poly1305::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
 use zeroize::Zeroizing;
 
-use crate::session::{Entry, Id, Session, Stamp};
+use crate::session::{Context, Entry, Id, Session, Stamp};
 
 const VERSION: u8 = 1;
 const KEY_ID_LEN: usize = 4;
@@ -196,7 +196,8 @@ impl FleetKeys {
         let created = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
         let timeout = u64::from_be_bytes(plain.get(8..16)?.try_into().ok()?);
         Some(Session {
-            id: Id::from_slice(id),
+            id: Id::new(Context::default(), id),
+            context: None,
             entry: Entry {
                 value: Zeroizing::new(Box::from(plain.get(16..)?)),
                 stamp: Stamp { created, timeout },

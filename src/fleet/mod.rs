@@ -140,7 +140,7 @@ pub use self::tap::HelloTap;
 use self::write_behind::WriteQueue;
 use crate::CacheMode;
 use crate::cache::{SessionCache, Stored};
-use crate::session::Session;
+use crate::session::{Context, Key, Session};
 use crate::stats::bump;
 
 /// How long [`Fleet::remove_session`] waits for Redis.
@@ -213,9 +213,11 @@ impl Fleet {
     /// asked; the session is gone from L1 and the queue all the same.
     pub async fn remove_session(&self, id: &[u8]) -> Result<bool, FleetError> {
         let in_l1 = self.l1.remove_session(id);
-        let pending = self.writes.cancel(id);
+        let l1_key = Key::new(Context::default(), id);
+        let pending = self.writes.cancel(l1_key.as_slice());
         if pending.sending {
-            let landed = tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(id));
+            let landed =
+                tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(l1_key.as_slice()));
             landed.await.map_err(|_| FleetError::Timeout)?;
         }
         let queued = pending.cancelled.is_some();
@@ -293,14 +295,14 @@ impl StoresServerSessions for Fleet {
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
         // One read of the mode: a `set_mode` racing this call cannot send it to L1.
         if !self.l1.mode().looks_up_internally() {
-            return self.l1.take_from_callback(key);
+            return self.l1.take_from_callback(Context::default(), key);
         }
         match claims::redeem(self.id, key) {
             Some(mut ticket) => {
                 bump(&self.counters.claims_redeemed);
                 Some(ticket.take_value())
             }
-            None => self.l1.take_from_callback(key),
+            None => self.l1.take_from_callback(Context::default(), key),
         }
     }
 

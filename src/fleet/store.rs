@@ -72,8 +72,9 @@ pub(crate) enum Reply {
 /// A write of one sealed session.
 #[derive(Debug)]
 pub(crate) struct Write {
-    /// The session id, for the writer's bookkeeping (ids are public on the wire).
-    pub(crate) id: Vec<u8>,
+    /// The session's key in L1 (its context, then its id), for the writer's
+    /// bookkeeping. Ids are public on the wire.
+    pub(crate) l1_key: Vec<u8>,
     pub(crate) key: Vec<u8>,
     pub(crate) sealed: Vec<u8>,
     /// Its remaining lifetime, in milliseconds: at least 1.

@@ -85,11 +85,11 @@ impl WriteQueue {
     /// Queues `session` to be written. `false` if the queue is full (or closed): the
     /// write is dropped. A session already queued under the same id is replaced.
     pub(crate) fn push(&self, session: Session) -> bool {
-        let Session { id, entry } = session;
+        let Session { id, entry, .. } = session;
         let displaced = {
             let mut state = self.state.lock();
             if state.closed
-                || (state.unsent.len() >= state.capacity && !state.unsent.contains(id.as_slice()))
+                || (state.unsent.len() >= state.capacity && !state.unsent.contains(id.key()))
             {
                 return false;
             }
@@ -100,19 +100,22 @@ impl WriteQueue {
         true
     }
 
-    /// Cancels the write of `id` that has not been sent, if any, and tells whether one
-    /// is being sent; see [`Pending`].
+    /// Cancels the write of the session keyed `id` (its context, then its id, as L1
+    /// keys it) that has not been sent, if any, and tells whether one is being sent; see
+    /// [`Pending`].
     pub(crate) fn cancel(&self, id: &[u8]) -> Pending {
         let mut state = self.state.lock();
-        let cancelled = state
-            .unsent
-            .pop_entry(id)
-            .map(|(id, entry)| Session { id, entry });
+        let cancelled = state.unsent.pop_entry(id).map(|(id, entry)| Session {
+            id,
+            entry,
+            context: None,
+        });
         let sending = state.sending.contains(id);
         Pending { cancelled, sending }
     }
 
-    /// Waits until no write of `id` is being sent: it landed in Redis, or failed.
+    /// Waits until no write of the session keyed `id` is being sent: it landed in Redis,
+    /// or failed.
     pub(crate) async fn landed(&self, id: &[u8]) {
         let mut finished = self.finished.subscribe();
         while self.state.lock().sending.contains(id) {
@@ -144,16 +147,20 @@ impl WriteQueue {
                     .iter()
                     .rev()
                     .map(|(id, _)| id)
-                    .filter(|id| !state.sending.contains(id.as_slice()))
+                    .filter(|id| !state.sending.contains(id.key()))
                     .take(WRITE_BATCH)
                     .cloned()
                     .collect();
                 if !ready.is_empty() {
                     let mut batch = Vec::with_capacity(ready.len());
                     for id in ready {
-                        if let Some((id, entry)) = state.unsent.pop_entry(id.as_slice()) {
+                        if let Some((id, entry)) = state.unsent.pop_entry(id.key()) {
                             state.sending.insert(id.clone());
-                            batch.push(Session { id, entry });
+                            batch.push(Session {
+                                id,
+                                entry,
+                                context: None,
+                            });
                         }
                     }
                     return Some(batch);
@@ -211,9 +218,9 @@ impl Writer {
         let (counters, store) = (&self.counters, &self.store);
         let now = self.l1.clock.now_nanos();
         let cache_timeout = self.l1.timeout_nanos();
-        let ids: Vec<Vec<u8>> = batch.iter().map(|s| s.id().to_vec()).collect();
+        let keys: Vec<Vec<u8>> = batch.iter().map(|s| s.id.key().to_vec()).collect();
         let mut writes = Vec::with_capacity(batch.len());
-        for (session, id) in batch.iter().zip(&ids) {
+        for (session, l1_key) in batch.iter().zip(&keys) {
             let stamp = session.entry.stamp;
             let left_ms = (stamp.deadline(cache_timeout) - i128::from(now)) / 1_000_000;
             // Expired while queued: not worth writing.
@@ -221,12 +228,12 @@ impl Writer {
                 add(&counters.writes_dropped, 1);
                 continue;
             };
-            let key = store.key(id);
+            let key = store.key(session.id());
             let sealed = self
                 .keys
                 .seal(&key, session, stamp.timeout_or(cache_timeout));
             writes.push(Write {
-                id: id.clone(),
+                l1_key: l1_key.clone(),
                 key,
                 sealed,
                 ttl_ms,
@@ -251,17 +258,24 @@ impl Writer {
             // Each group's ids are done as soon as it is: waiters on other slots are
             // not held up by this one.
             self.queue
-                .finish(group.iter().map(|write| write.id.clone()));
+                .finish(group.iter().map(|write| write.l1_key.clone()));
         });
         futures_util::future::join_all(sends).await;
         // The expired ones are done too.
-        self.queue.finish(ids);
+        self.queue.finish(keys);
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// How the queue keys `session(id)`: the default context, then the id.
+    fn key(id: u8) -> Vec<u8> {
+        let mut key = vec![0];
+        key.extend([id; 32]);
+        key
+    }
 
     fn session(id: u8) -> Session {
         Session::new(vec![id; 32], vec![id; 8])
@@ -284,10 +298,10 @@ mod tests {
         let queue = Arc::new(WriteQueue::new(8));
         queue.push(session(1));
         queue.push(session(2));
-        let pending = queue.cancel(&[1; 32]);
+        let pending = queue.cancel(&key(1));
         assert_eq!(pending.cancelled.unwrap().value(), &[1; 8]);
         assert!(!pending.sending);
-        let again = queue.cancel(&[1; 32]);
+        let again = queue.cancel(&key(1));
         assert!(again.cancelled.is_none() && !again.sending, "only once");
         let batch = queue.next_batch().await.unwrap();
         assert_eq!(batch.len(), 1);
@@ -295,19 +309,19 @@ mod tests {
         // Queued again while the first write is being sent: the unsent one is
         // cancelled, and the one being sent must still be waited for.
         queue.push(session(2));
-        let pending = queue.cancel(&[2; 32]);
+        let pending = queue.cancel(&key(2));
         assert!(pending.cancelled.is_some());
         assert!(pending.sending);
         let waiter = queue.clone();
-        let landed = tokio::spawn(async move { waiter.landed(&[2; 32]).await });
+        let landed = tokio::spawn(async move { waiter.landed(&key(2)).await });
         tokio::task::yield_now().await;
         assert!(!landed.is_finished());
-        queue.finish([vec![9; 32]]); // another write finishing changes nothing
+        queue.finish([key(9)]); // another write finishing changes nothing
         tokio::task::yield_now().await;
         assert!(!landed.is_finished());
-        queue.finish([vec![2; 32]]);
+        queue.finish([key(2)]);
         landed.await.unwrap();
-        assert!(!queue.cancel(&[2; 32]).sending);
+        assert!(!queue.cancel(&key(2)).sending);
     }
 
     #[tokio::test]
@@ -321,7 +335,7 @@ mod tests {
         let second = queue.next_batch().await.unwrap();
         let ids: Vec<&[u8]> = second.iter().map(Session::id).collect();
         assert_eq!(ids, [&[2; 32][..]], "the second write of 1 waits");
-        queue.finish([vec![1; 32]]);
+        queue.finish([key(1)]);
         let third = queue.next_batch().await.unwrap();
         assert_eq!(third[0].id(), &[1; 32]);
     }

@@ -32,6 +32,9 @@ pub struct Pki {
     pub roots: RootCertStore,
     pub chain: Vec<CertificateDer<'static>>,
     pub key_der: Vec<u8>,
+    /// A client certificate the same CA signed, for client authentication.
+    pub client_chain: Vec<CertificateDer<'static>>,
+    pub client_key_der: Vec<u8>,
 }
 
 pub fn pki() -> &'static Pki {
@@ -46,6 +49,11 @@ pub fn pki() -> &'static Pki {
             .unwrap()
             .signed_by(&leaf_key, &ca)
             .unwrap();
+        let client_key = rcgen::KeyPair::generate().unwrap();
+        let client = rcgen::CertificateParams::new(vec!["client.example".to_owned()])
+            .unwrap()
+            .signed_by(&client_key, &ca)
+            .unwrap();
         let ca_der = CertificateDer::from(ca.as_ref().der().to_vec());
         let mut roots = RootCertStore::empty();
         roots.add(ca_der).unwrap();
@@ -53,6 +61,8 @@ pub fn pki() -> &'static Pki {
             roots,
             chain: vec![CertificateDer::from(leaf.der().to_vec())],
             key_der: leaf_key.serialize_der(),
+            client_chain: vec![CertificateDer::from(client.der().to_vec())],
+            client_key_der: client_key.serialize_der(),
         }
     })
 }
@@ -82,6 +92,49 @@ pub fn server_config_with_store(
         .with_single_cert(pki.chain.clone(), key)
         .unwrap();
     config.session_storage = store;
+    Arc::new(config)
+}
+
+/// As [`server_config_with_store`], but requiring a client certificate from the test CA.
+pub fn mtls_server_config(
+    version: &'static SupportedProtocolVersion,
+    store: Arc<dyn StoresServerSessions>,
+) -> Arc<ServerConfig> {
+    let pki = pki();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.key_der.clone()));
+    let verifier = client_verifier();
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(pki.chain.clone(), key)
+        .unwrap();
+    config.session_storage = store;
+    Arc::new(config)
+}
+
+/// The verifier [`mtls_server_config`] uses: client certificates from the test CA,
+/// required.
+pub fn client_verifier() -> Arc<dyn rustls::server::danger::ClientCertVerifier> {
+    rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(pki().roots.clone()),
+        provider(),
+    )
+    .build()
+    .unwrap()
+}
+
+/// As [`client_config`], with a client certificate to present when asked.
+pub fn client_config_with_cert(version: &'static SupportedProtocolVersion) -> Arc<ClientConfig> {
+    let pki = pki();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pki.client_key_der.clone()));
+    let mut config = ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_root_certificates(pki.roots.clone())
+        .with_client_auth_cert(pki.client_chain.clone(), key)
+        .unwrap();
+    config.resumption = Resumption::in_memory_sessions(64);
     Arc::new(config)
 }
 
@@ -153,6 +206,9 @@ pub struct Outcome {
     pub server: HandshakeKind,
     pub client: HandshakeKind,
     pub version: ProtocolVersion,
+    /// Whether the server holds a client certificate chain for the connection: one the
+    /// client presented, or one a resumed session carried.
+    pub client_certified: bool,
 }
 
 impl Outcome {
@@ -183,6 +239,7 @@ pub fn handshake(server: &Arc<ServerConfig>, client: &Arc<ClientConfig>) -> Outc
         server: s.handshake_kind().unwrap(),
         client: c.handshake_kind().unwrap(),
         version: s.protocol_version().unwrap(),
+        client_certified: s.peer_certificates().is_some(),
     }
 }
 
