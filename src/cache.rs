@@ -23,7 +23,7 @@ use crate::context::Contexts;
 use crate::error::ConfigError;
 use crate::mode::CacheMode;
 use crate::rate_limit::RateLimited;
-use crate::session::{Context, IdPrefix, Key, Session, timeout_nanos, to_nanos};
+use crate::session::{Context, Id, IdPrefix, Session, timeout_nanos, to_nanos};
 use crate::shard::{Added, Removed, SWEEP_LIMIT, Shard, removal_room, session_cost};
 use crate::stats::{CacheStats, Counters, ShardCounts, bump};
 
@@ -189,7 +189,7 @@ impl SessionCache {
         let Some(key) = self.key(context, id) else {
             return false;
         };
-        let removed = self.lock(key.as_slice()).remove(key.as_slice());
+        let removed = self.lock(key.key()).remove(key.key());
         match removed {
             Some(session) => {
                 self.removed(session, RemovalCause::Removed);
@@ -201,7 +201,7 @@ impl SessionCache {
 
     pub(crate) fn contains_in(&self, context: Context, id: &[u8]) -> bool {
         self.key(context, id)
-            .is_some_and(|key| self.lock(key.as_slice()).contains(key.as_slice()))
+            .is_some_and(|key| self.lock(key.key()).contains(key.key()))
     }
 
     /// Counts a miss for `id`, in the shard it would be in, without a look.
@@ -209,10 +209,10 @@ impl SessionCache {
         self.lock(id).count_miss();
     }
 
-    /// The key for `id` in `context`, built on the stack; `None` if no id that long was
-    /// ever stored (so nothing can be found, and nothing is copied).
-    pub(crate) fn key(&self, context: Context, id: &[u8]) -> Option<Key> {
-        (id.len() <= self.longest_id.load(Ordering::Relaxed)).then(|| Key::new(context, id))
+    /// The key for `id` in `context` (on the stack for ids up to 37 bytes); `None` if no
+    /// id that long was ever stored (so nothing can be found, and nothing is copied).
+    pub(crate) fn key(&self, context: Context, id: &[u8]) -> Option<Id> {
+        (id.len() <= self.longest_id.load(Ordering::Relaxed)).then(|| Id::new(context, id))
     }
 
     /// Removes every session with `created + timeout < now`, calling `on_remove` with

@@ -230,8 +230,8 @@ impl fmt::Debug for Session {
 /// either way.
 ///
 /// The map looks keys up as plain `[u8]` (through `Borrow`), and a lookup builds its
-/// key on the stack ([`Key`]): one byte of context before the id makes the contexts
-/// separate namespaces, with no name a prefix of another's.
+/// key as an `Id` too, on the stack for ids up to 37 bytes: one byte of context before
+/// the id makes the contexts separate namespaces, with no name a prefix of another's.
 ///
 /// It is not wiped. Ids are public (they cross the network in clear), and wiping one on
 /// drop would not wipe them all anyway: `lru` moves each id out of its node before it
@@ -317,42 +317,6 @@ impl Eq for Id {}
 /// named ([`SessionCache::context`](crate::SessionCache::context)).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Context(pub(crate) u8);
-
-/// A lookup key built on the stack: the context's index, then the id. Ids up to 63
-/// bytes are copied without allocating; the cache never builds one for a longer id than
-/// it holds.
-pub(crate) enum Key {
-    Stack(u8, [u8; KEY_STACK]),
-    Heap(Vec<u8>),
-}
-
-/// How many key bytes (context and id) a [`Key`] holds on the stack.
-const KEY_STACK: usize = 64;
-
-impl Key {
-    pub(crate) fn new(context: Context, id: &[u8]) -> Self {
-        let len = id.len() + 1;
-        if len <= KEY_STACK {
-            let mut bytes = [0; KEY_STACK];
-            bytes[0] = context.0;
-            bytes[1..len].copy_from_slice(id);
-            // `len` is at most 64: it fits a `u8`.
-            Self::Stack(len as u8, bytes)
-        } else {
-            let mut key = Vec::with_capacity(len);
-            key.push(context.0);
-            key.extend_from_slice(id);
-            Self::Heap(key)
-        }
-    }
-
-    pub(crate) fn as_slice(&self) -> &[u8] {
-        match self {
-            Self::Stack(len, bytes) => &bytes[..usize::from(*len)],
-            Self::Heap(key) => key,
-        }
-    }
-}
 
 /// What the LRU map holds for an id: the secret value and its times.
 #[derive(Clone)]
@@ -553,15 +517,15 @@ mod tests {
         ] {
             let mut s = Session::new(id.to_vec(), b"value".to_vec());
             s.id.set_context(Context(5));
-            let key = Key::new(Context(5), id);
-            assert_eq!(s.id.key(), key.as_slice());
-            assert_eq!(state.hash_one(&s.id), state.hash_one(key.as_slice()));
+            let key = Id::new(Context(5), id);
+            assert_eq!(s.id.key(), key.key());
+            assert_eq!(state.hash_one(&s.id), state.hash_one(key.key()));
             assert_eq!((s.id(), s.id.context()), (id, Context(5)));
-            assert_eq!(key.as_slice()[0], 5);
+            assert_eq!(key.key()[0], 5);
         }
-        let a = Key::new(Context(1), b"ab");
-        let b = Key::new(Context(2), b"b");
-        assert_ne!(a.as_slice(), b.as_slice(), "contexts never run into ids");
+        let a = Id::new(Context(1), b"ab");
+        let b = Id::new(Context(2), b"b");
+        assert_ne!(a.key(), b.key(), "contexts never run into ids");
     }
 
     #[test]

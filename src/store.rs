@@ -147,7 +147,7 @@ impl SessionCache {
             self.count_miss(id);
             return None;
         };
-        let key = key.as_slice();
+        let key = key.key();
         let found = match how {
             Use::Keep => {
                 let mut value = Vec::with_capacity(VALUE_CAPACITY_HINT);

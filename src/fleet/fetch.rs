@@ -20,7 +20,7 @@ use super::claims::Claims;
 use super::client_hello::{Parsed, ResumptionOffer, parse};
 use super::store::{Read, Reply};
 use super::write_behind::Pending;
-use crate::session::{Context, Key, Session};
+use crate::session::{Context, Id, Session};
 use crate::stats::{add, bump};
 
 /// The longest identity claimed; longer ones are shed. rustls's tickets are 32 bytes.
@@ -129,8 +129,8 @@ impl Fleet {
                 report.shed += 1;
                 continue;
             }
-            let l1_key = Key::new(Context::default(), &identity);
-            let pending = self.writes.cancel(l1_key.as_slice());
+            let l1_key = Id::new(Context::default(), &identity);
+            let pending = self.writes.cancel(l1_key.key());
             if pending.cancelled.is_some() {
                 bump(&self.counters.writes_cancelled);
             }
@@ -169,7 +169,7 @@ impl Fleet {
         let deadline = Instant::now() + self.config.deadline;
         let round_trip = async {
             for id in &in_flight {
-                self.writes.landed(id.as_slice()).await;
+                self.writes.landed(id.key()).await;
             }
             // Claims wait for replicas at most half of what is left of the deadline,
             // leaving the rest for the reply to come back.

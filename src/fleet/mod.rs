@@ -140,7 +140,7 @@ pub use self::tap::HelloTap;
 use self::write_behind::WriteQueue;
 use crate::CacheMode;
 use crate::cache::{SessionCache, Stored};
-use crate::session::{Context, Key, Session};
+use crate::session::{Context, Id, Session};
 use crate::stats::bump;
 
 /// How long [`Fleet::remove_session`] waits for Redis.
@@ -213,11 +213,10 @@ impl Fleet {
     /// asked; the session is gone from L1 and the queue all the same.
     pub async fn remove_session(&self, id: &[u8]) -> Result<bool, FleetError> {
         let in_l1 = self.l1.remove_session(id);
-        let l1_key = Key::new(Context::default(), id);
-        let pending = self.writes.cancel(l1_key.as_slice());
+        let l1_key = Id::new(Context::default(), id);
+        let pending = self.writes.cancel(l1_key.key());
         if pending.sending {
-            let landed =
-                tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(l1_key.as_slice()));
+            let landed = tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(l1_key.key()));
             landed.await.map_err(|_| FleetError::Timeout)?;
         }
         let queued = pending.cancelled.is_some();
