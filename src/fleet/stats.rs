@@ -161,7 +161,7 @@ impl Counters {
 
 /// Lets one event through per [`WARN_EVERY`], counting the rest.
 #[derive(Debug, Default)]
-struct RateLimited {
+pub(crate) struct RateLimited {
     /// When the last event was let through, in clock nanoseconds; 0 for never.
     last: AtomicU64,
     suppressed: AtomicU64,
@@ -169,7 +169,7 @@ struct RateLimited {
 
 impl RateLimited {
     /// `Some(events suppressed since the last one let through)` if this one may pass.
-    fn allow(&self, now: i64) -> Option<u64> {
+    pub(crate) fn allow(&self, now: i64) -> Option<u64> {
         let now = u64::try_from(now).unwrap_or(0).max(1);
         let last = self.last.load(Ordering::Relaxed);
         let due = last == 0 || now.saturating_sub(last) >= WARN_EVERY.as_nanos() as u64;
