@@ -119,6 +119,7 @@ mod fetch;
 mod stats;
 mod store;
 mod tap;
+mod tickets;
 mod write_behind;
 
 use core::fmt;
@@ -137,6 +138,9 @@ use self::stats::Counters;
 pub use self::stats::FleetStats;
 use self::store::Store;
 pub use self::tap::HelloTap;
+pub use self::tickets::{
+    DEFAULT_MAX_SKEW, DEFAULT_ROTATION, FleetTicketer, FleetTicketerBuilder, TicketStats,
+};
 use self::write_behind::WriteQueue;
 use crate::CacheMode;
 use crate::cache::{SessionCache, Stored};
