@@ -164,3 +164,23 @@ async fn before_the_first_sync_nothing_is_issued_and_with_redis_down_a_local_key
         "{told} {expected}"
     );
 }
+
+#[test]
+fn debug_shows_the_schedule_and_counts_never_a_key() {
+    let ticketer = FleetTicketer::local_for_fuzzing();
+    let printed = format!("{ticketer:?}");
+    assert_eq!(
+        printed,
+        "FleetTicketer { schedule: Schedule { period: 3600000, window: 3600000, skew: 5000 }, \
+         held: Held { fleet: 0, local: 1 }, .. }"
+    );
+    let (id, secret, _) = secrets(&ticketer)[0];
+    for bytes in [&id[..], &secret[..]] {
+        assert!(!printed.contains(&hex(bytes)));
+        assert!(!printed.contains(format!("{:?}", &bytes[..4]).trim_end_matches(']')));
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
