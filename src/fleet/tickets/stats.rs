@@ -39,7 +39,7 @@ pub struct TicketStats {
     pub encrypt_failures: u64,
     /// Tickets that opened.
     pub decrypted: u64,
-    /// Tickets refused for their length: shorter than the 56 bytes of overhead, or
+    /// Tickets refused for their length: shorter than the 44 bytes of overhead, or
     /// longer than 65,535.
     pub decrypt_malformed: u64,
     /// Tickets refused because no key in the ring has their id: unknown, already erased,

@@ -167,7 +167,7 @@ async fn before_the_first_sync_nothing_is_issued_and_with_redis_down_a_local_key
 
 #[test]
 fn debug_shows_the_schedule_and_counts_never_a_key() {
-    let ticketer = FleetTicketer::local_for_fuzzing();
+    let ticketer = FleetTicketer::local_only();
     let printed = format!("{ticketer:?}");
     assert_eq!(
         printed,
