@@ -1,139 +1,5 @@
-//! Fleet tickets: stateless TLS tickets that resume on every server of a fleet, under
-//! ticket keys that every server shares and that rotate by themselves through Redis.
-//!
-//! A [`FleetTicketer`] is a [`ProducesTickets`] for `ServerConfig::ticketer`. The
-//! session goes into the ticket, encrypted under a key every server holds, so a server
-//! resumes it without asking anyone: no lookup, no Redis round trip. rustls's own
-//! ticketer draws random keys per process, so its tickets resume only where they were
-//! made; this one coordinates the keys, with no leader and no operator action.
-//!
-//! ```no_run
-//! use std::sync::Arc;
-//! use std::time::Duration;
-//! use rustls_session_cache::fleet::{FleetKeys, FleetTicketer};
-//!
-//! # async fn run(mut config: rustls::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
-//! let ticketer = FleetTicketer::builder()
-//!     .redis_url("redis://10.0.0.5:6379")
-//!     .prefix("myservice")
-//!     .keys(FleetKeys::from_file("/etc/myservice/fleet.keys")?)
-//!     .rotation(Duration::from_secs(3600))
-//!     .build()?;
-//! ticketer.first_sync().await; // in step with the fleet (or on local keys) before serving
-//! config.ticketer = ticketer;
-//! # Ok(()) }
-//! ```
-//!
-//! # The handshake path never waits
-//!
-//! rustls calls `encrypt` and `decrypt` inside the handshake, synchronously. They read
-//! an in-memory key ring under a shared lock, and nothing else. A background task (on
-//! the tokio runtime `build` ran in) keeps the ring in step with Redis.
-//!
-//! # Rotation
-//!
-//! Time is cut into epochs of a fixed period `P` ([`rotation`], default 1 hour), counted
-//! from the Unix epoch on each server's wall clock, so servers agree on them without
-//! talking. Each epoch has one fleet key, which:
-//! - **is published ahead**: made (or read) at the start of the epoch before, so it is in
-//!   Redis and in every ring a whole period before any server encrypts with it;
-//! - **encrypts during its epoch**;
-//! - **then only decrypts**, for the decrypt window `W` ([`decrypt_window`], default the
-//!   period);
-//! - **then is erased**: from every ring at `end + W`, and from Redis (its TTL) a skew
-//!   later.
-//!
-//! The first server to need an epoch's key creates it with `SET NX PX`, sealed; every
-//! other one reads that one. A server started later reads the keys of the epochs that
-//! still decrypt, so it resumes tickets issued before it started.
-//!
-//! **The lifetime told to clients** (`ticket_lifetime`, and TLS 1.2's hint) is how long
-//! the ticket is sure to decrypt on every server: `end + W - S - now`, for a ticket
-//! issued at `now` under an epoch ending at `end`, with `S` the tolerated skew. With
-//! the defaults (`P` = `W` = 1 h, `S` = 5 s) that is from 59 min 55 s (a ticket issued
-//! as its epoch ends) to 1 h 59 min 55 s (as it starts); never more than TLS's 7 days.
-//! rustls never checks a ticket's age itself: the lifetime holds because the key is
-//! erased, as rustls asks of a ticketer.
-//!
-//! # What Redis holds
-//!
-//! One value per epoch, under `PREFIX:ticket-key:PERIOD_MS:EPOCH`: the key's id and
-//! bytes, sealed with XChaCha20-Poly1305 under the newest [`FleetKeys`] key and bound
-//! to that Redis name and epoch (see the fleet's encryption at rest). Redis never holds
-//! a ticket key in plaintext, and a value moved to another name or epoch does not
-//! open. Rotating the fleet keys works as for sessions: keep the old key in the file,
-//! after the new one, until the ticket keys it sealed are erased (`P + W` after it was
-//! replaced; 2 h by default).
-//!
-//! In memory, a ticket key lives inside its cipher, which wipes it when dropped (when
-//! erased, and when the ticketer is dropped); nothing here prints one, and `Debug`
-//! shows only the schedule and how many keys are held.
-//!
-//! # The ticket
-//!
-//! `key id (16) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`, AES-256-GCM with the key id in
-//! the associated data: 44 bytes on top of the session. Random nonces keep AES-GCM
-//! within NIST's bound for 2^32 tickets per key: with hourly keys, 1.19 million tickets a
-//! second across the fleet; rotate faster above that. The key id is 16 random
-//! bytes drawn with the key, so it says nothing about the key. Anything that does not
-//! open decrypts to `None`, never a panic, and is counted by cause in [`TicketStats`]:
-//! a length no ticket has (under 44 bytes, over 65,535), a key id the ring does not
-//! hold (never known, already erased, or not yet in force), and a tag that does not
-//! verify.
-//!
-//! # When Redis is down
-//!
-//! A handshake never fails because of Redis: at worst a ticket gives a full handshake.
-//! - **At boot**: the first sync fails, the server makes a local key, logs at `warn`
-//!   that new tickets resume only on this server, and retries every `min(P/4, 5 s)`.
-//!   Once Redis answers it joins the fleet's ring (logged at `info`): new tickets
-//!   resume everywhere; the local tickets still resume here until their key is erased.
-//! - **Later**: the ring keeps the keys it has; they decrypt until their windows end.
-//!   If the next epoch's key cannot be had when its epoch starts, the current key goes
-//!   on encrypting for up to `W/2` past its epoch (30 min by default). Tickets issued
-//!   then still resume everywhere, and are told the shorter lifetime left to them, at
-//!   least `W/2 - S`. After that the server makes a local key for the epoch, as at boot,
-//!   until Redis answers again.
-//! - Until the first sync has ended (milliseconds, at most 2 s with Redis blackholed),
-//!   no key is held and no ticket is issued: await [`FleetTicketer::first_sync`] before
-//!   serving.
-//!
-//! # Clocks
-//!
-//! Servers' clocks differ. Up to the skew `S` ([`max_skew`], default 5 s, or a quarter
-//! of the period or window if less), it makes no difference: a key decrypts from `S`
-//! before its epoch starts, so a ticket from a server ahead resumes everywhere; the
-//! lifetime told is `S` short of the erasure, so a server ahead does not erase a key a
-//! ticket still counts on. A server off by more than `S` issues tickets that others
-//! refuse for a while around each epoch's start and end, as unknown keys: full
-//! handshakes, never failures.
-//!
-//! # Security: stateless or stateful?
-//!
-//! - **Stateless tickets are not single use.** A ticket resumes as often as it is
-//!   offered, on any server, until its key is erased. So rustls refuses 0-RTT with a
-//!   ticketer (it sends no `early_data` in tickets, and no data is replayed). The
-//!   stateful fleet tier ([`Fleet`](super::Fleet)) is what gives each TLS 1.3 ticket one
-//!   use in the whole fleet, and so what 0-RTT needs.
-//! - **Forward secrecy is bounded by the decrypt window.** Whoever takes a ticket key
-//!   (from a server's memory, or the fleet key and Redis's copy) can decrypt every
-//!   ticket issued under it, and the sessions resumed from them, until `P + W` after
-//!   its epoch started. A shorter period and window narrow that, at the cost of more
-//!   full handshakes.
-//! - **Nothing can be revoked.** A stateful session can be removed everywhere
-//!   ([`Fleet::remove_session`](super::Fleet::remove_session)); a ticket lives until
-//!   its key goes.
-//!
-//! Choose fleet tickets for the cheapest resumption (no Redis round trip) and for
-//! clients that resume TLS 1.2 only with tickets (Go's crypto/tls, for one). Choose the
-//! stateful fleet tier for single use, 0-RTT, and revocation. A `ServerConfig` with a
-//! ticketer uses it for every TLS 1.3 resumption (rustls then never asks the session
-//! store), and for TLS 1.2 clients that offer the ticket extension; TLS 1.2 clients
-//! that offer only a session id still resume through the session store.
-//!
-//! [`rotation`]: FleetTicketerBuilder::rotation
-//! [`decrypt_window`]: FleetTicketerBuilder::decrypt_window
-//! [`max_skew`]: FleetTicketerBuilder::max_skew
+//! Fleet tickets: [`FleetTicketer`], stateless TLS tickets under ticket keys a fleet
+//! shares and rotates through Redis; its ring, its rotation task and its ticket format.
 
 mod builder;
 mod format;
@@ -160,8 +26,143 @@ use self::stats::Counters;
 pub use self::stats::TicketStats;
 use crate::stats::bump;
 
-/// Stateless tickets under ticket keys shared by a fleet through Redis, rotated by
-/// themselves: see the [module docs](self).
+/// Stateless TLS tickets that resume on every server of a fleet, under ticket keys that
+/// every server shares and that rotate by themselves through Redis.
+///
+/// A `FleetTicketer` is a [`ProducesTickets`] for `ServerConfig::ticketer`. The
+/// session goes into the ticket, encrypted under a key every server holds, so a server
+/// resumes it without asking anyone: no lookup, no Redis round trip. rustls's own
+/// ticketer draws random keys per process, so its tickets resume only where they were
+/// made; this one coordinates the keys, with no leader and no operator action.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use rustls_session_cache::fleet::{FleetKeys, FleetTicketer};
+///
+/// # async fn run(mut config: rustls::ServerConfig) -> Result<(), Box<dyn std::error::Error>> {
+/// let ticketer = FleetTicketer::builder()
+///     .redis_url("redis://10.0.0.5:6379")
+///     .prefix("myservice")
+///     .keys(FleetKeys::from_file("/etc/myservice/fleet.keys")?)
+///     .rotation(Duration::from_secs(3600))
+///     .build()?;
+/// ticketer.first_sync().await; // in step with the fleet (or on local keys) before serving
+/// config.ticketer = ticketer;
+/// # Ok(()) }
+/// ```
+///
+/// # The handshake path never waits
+///
+/// rustls calls `encrypt` and `decrypt` inside the handshake, synchronously. They read
+/// an in-memory key ring under a shared lock, and nothing else. A background task (on
+/// the tokio runtime `build` ran in) keeps the ring in step with Redis.
+///
+/// # Rotation
+///
+/// Time is cut into epochs of a fixed period `P` ([`rotation`], default 1 hour), counted
+/// from the Unix epoch on each server's wall clock, so servers agree on them without
+/// talking. Each epoch has one fleet key, which:
+/// - **is published ahead**: made (or read) at the start of the epoch before, so it is in
+///   Redis and in every ring a whole period before any server encrypts with it;
+/// - **encrypts during its epoch**;
+/// - **then only decrypts**, for the decrypt window `W` ([`decrypt_window`], default the
+///   period);
+/// - **then is erased**: from every ring at `end + W`, and from Redis (its TTL) a skew
+///   later.
+///
+/// The first server to need an epoch's key creates it with `SET NX PX`, sealed; every
+/// other one reads that one. A server started later reads the keys of the epochs that
+/// still decrypt, so it resumes tickets issued before it started.
+///
+/// **The lifetime told to clients** (`ticket_lifetime`, and TLS 1.2's hint) is how long
+/// the ticket is sure to decrypt on every server: `end + W - S - now`, for a ticket
+/// issued at `now` under an epoch ending at `end`, with `S` the tolerated skew. With
+/// the defaults (`P` = `W` = 1 h, `S` = 5 s) that is from 59 min 55 s (a ticket issued
+/// as its epoch ends) to 1 h 59 min 55 s (as it starts); never more than TLS's 7 days.
+/// rustls never checks a ticket's age itself: the lifetime holds because the key is
+/// erased, as rustls asks of a ticketer.
+///
+/// # What Redis holds
+///
+/// One value per epoch, under `PREFIX:ticket-key:PERIOD_MS:EPOCH`: the key's id and
+/// bytes, sealed with XChaCha20-Poly1305 under the newest [`FleetKeys`](crate::fleet::FleetKeys) key and bound
+/// to that Redis name and epoch (see the fleet's encryption at rest). Redis never holds
+/// a ticket key in plaintext, and a value moved to another name or epoch does not
+/// open. Rotating the fleet keys works as for sessions: keep the old key in the file,
+/// after the new one, until the ticket keys it sealed are erased (`P + W` after it was
+/// replaced; 2 h by default).
+///
+/// In memory, a ticket key lives inside its cipher, which wipes it when dropped (when
+/// erased, and when the ticketer is dropped); nothing here prints one, and `Debug`
+/// shows only the schedule and how many keys are held.
+///
+/// # The ticket
+///
+/// `key id (16) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`, AES-256-GCM with the key id in
+/// the associated data: 44 bytes on top of the session. Random nonces keep AES-GCM
+/// within NIST's bound for 2^32 tickets per key: with hourly keys, 1.19 million tickets a
+/// second across the fleet; rotate faster above that. The key id is 16 random
+/// bytes drawn with the key, so it says nothing about the key. Anything that does not
+/// open decrypts to `None`, never a panic, and is counted by cause in [`TicketStats`]:
+/// a length no ticket has (under 44 bytes, over 65,535), a key id the ring does not
+/// hold (never known, already erased, or not yet in force), and a tag that does not
+/// verify.
+///
+/// # When Redis is down
+///
+/// A handshake never fails because of Redis: at worst a ticket gives a full handshake.
+/// - **At boot**: the first sync fails, the server makes a local key, logs at `warn`
+///   that new tickets resume only on this server, and retries every `min(P/4, 5 s)`.
+///   Once Redis answers it joins the fleet's ring (logged at `info`): new tickets
+///   resume everywhere; the local tickets still resume here until their key is erased.
+/// - **Later**: the ring keeps the keys it has; they decrypt until their windows end.
+///   If the next epoch's key cannot be had when its epoch starts, the current key goes
+///   on encrypting for up to `W/2` past its epoch (30 min by default). Tickets issued
+///   then still resume everywhere, and are told the shorter lifetime left to them, at
+///   least `W/2 - S`. After that the server makes a local key for the epoch, as at boot,
+///   until Redis answers again.
+/// - Until the first sync has ended (milliseconds, at most 2 s with Redis blackholed),
+///   no key is held and no ticket is issued: await [`FleetTicketer::first_sync`] before
+///   serving.
+///
+/// # Clocks
+///
+/// Servers' clocks differ. Up to the skew `S` ([`max_skew`], default 5 s, or a quarter
+/// of the period or window if less), it makes no difference: a key decrypts from `S`
+/// before its epoch starts, so a ticket from a server ahead resumes everywhere; the
+/// lifetime told is `S` short of the erasure, so a server ahead does not erase a key a
+/// ticket still counts on. A server off by more than `S` issues tickets that others
+/// refuse for a while around each epoch's start and end, as unknown keys: full
+/// handshakes, never failures.
+///
+/// # Security: stateless or stateful?
+///
+/// - **Stateless tickets are not single use.** A ticket resumes as often as it is
+///   offered, on any server, until its key is erased. So rustls refuses 0-RTT with a
+///   ticketer (it sends no `early_data` in tickets, and no data is replayed). The
+///   stateful fleet tier ([`Fleet`](super::Fleet)) is what gives each TLS 1.3 ticket one
+///   use in the whole fleet, and so what 0-RTT needs.
+/// - **Forward secrecy is bounded by the decrypt window.** Whoever takes a ticket key
+///   (from a server's memory, or the fleet key and Redis's copy) can decrypt every
+///   ticket issued under it, and the sessions resumed from them, until `P + W` after
+///   its epoch started. A shorter period and window narrow that, at the cost of more
+///   full handshakes.
+/// - **Nothing can be revoked.** A stateful session can be removed everywhere
+///   ([`Fleet::remove_session`](super::Fleet::remove_session)); a ticket lives until
+///   its key goes.
+///
+/// Choose fleet tickets for the cheapest resumption (no Redis round trip) and for
+/// clients that resume TLS 1.2 only with tickets (Go's crypto/tls, for one). Choose the
+/// stateful fleet tier for single use, 0-RTT, and revocation. A `ServerConfig` with a
+/// ticketer uses it for every TLS 1.3 resumption (rustls then never asks the session
+/// store), and for TLS 1.2 clients that offer the ticket extension; TLS 1.2 clients
+/// that offer only a session id still resume through the session store.
+///
+/// [`rotation`]: FleetTicketerBuilder::rotation
+/// [`decrypt_window`]: FleetTicketerBuilder::decrypt_window
+/// [`max_skew`]: FleetTicketerBuilder::max_skew
+///
+/// # Building one
 ///
 /// Made by [`FleetTicketer::builder`]; set it as `ServerConfig::ticketer`. Dropping the
 /// last handle stops its rotation task and wipes its keys.
