@@ -250,8 +250,14 @@ async fn tickets_resume_across_an_epoch_boundary_and_not_past_their_window() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_redis_down_at_boot_tickets_resume_locally_then_fleet_wide() {
     let mut redis = Redis::absent();
-    // 10 s epochs: retries every 2.5 s, and local keys outlive the test.
-    let rotation = |t: FleetTicketerBuilder| t.rotation(Duration::from_secs(10));
+    // 12 s epochs: retries every 3 s. The test takes 6 s or so; it runs within one epoch,
+    // so that each server makes exactly one local key.
+    const P: u64 = 12_000;
+    let rotation = |t: FleetTicketerBuilder| t.rotation(Duration::from_millis(P));
+    if now_ms() % P > P - 7_000 {
+        sleep_until((now_ms() / P + 1) * P + 50).await;
+    }
+    let epoch = now_ms() / P;
     let (a, b) = (
         Server::start(&redis, rotation).await,
         Server::start(&redis, rotation).await,
@@ -277,6 +283,7 @@ async fn with_redis_down_at_boot_tickets_resume_locally_then_fleet_wide() {
     assert!(outcome(&b, "-tls1_3", "-sess_in", &fleet).starts_with("Reused"));
     // The local ticket still resumes where it was made.
     assert!(outcome(&a, "-tls1_3", "-sess_in", &local).starts_with("Reused"));
+    assert_eq!(now_ms() / P, epoch, "the test ran past its epoch");
     assert_eq!(a.stats().local_keys_made, 1);
     a.stop().await;
     b.stop().await;
@@ -287,6 +294,68 @@ type Tamper = fn(&mut [u8]);
 
 /// Counts of tickets refused: `(malformed, unknown key, bad tag)`.
 type Refusals = (u64, u64, u64);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_gone_later_keys_held_serve_then_stretch_then_a_local_key() {
+    // 2 s epochs and window: a key stretches 1 s past its epoch; skew 0.5 s.
+    const P: u64 = 2_000;
+    let mut redis = Redis::start();
+    let rotation = |t: FleetTicketerBuilder| t.rotation(Duration::from_millis(P));
+    let (a, b) = (
+        Server::start(&redis, rotation).await,
+        Server::start(&redis, rotation).await,
+    );
+    // Stop Redis early in an epoch `e`: the rings hold the keys of e and e + 1.
+    sleep_until((now_ms() / P + 1) * P + 100).await;
+    let epoch = now_ms() / P;
+    redis.stop();
+    let dir = tempfile::tempdir().unwrap();
+    let crosses = |at: &str| {
+        let path = dir.path().join(at);
+        assert!(outcome(&a, "-tls1_3", "-sess_out", &path).starts_with("New"));
+        outcome(&b, "-tls1_3", "-sess_in", &path).starts_with("Reused")
+    };
+    // Epoch e + 1: its key was published ahead; tickets still cross.
+    sleep_until((epoch + 1) * P + 200).await;
+    assert!(crosses("e+1"), "a key held serves with Redis gone");
+    // Epoch e + 2 has no key: e + 1's stretches for 1 s, with a shorter lifetime...
+    sleep_until((epoch + 2) * P + 200).await;
+    let (made, lines) = s_client(&a, "-tls1_3", "-sess_out", &dir.path().join("stretched"));
+    assert!(made.starts_with("New"));
+    assert_eq!(
+        lifetime_hint(&lines),
+        1,
+        "end of e + 1, + 2 s, - 0.5 s, - now"
+    );
+    assert!(
+        outcome(&b, "-tls1_3", "-sess_in", &dir.path().join("stretched")).starts_with("Reused")
+    );
+    // ... then a local key: tickets resume only where they were made.
+    sleep_until((epoch + 2) * P + 1_300).await;
+    assert!(!crosses("local"), "a local key's ticket resumed elsewhere");
+    assert_eq!(b.refused(), (0, 1, 0));
+    for server in [&a, &b] {
+        let s = server.stats();
+        assert_eq!(s.local_keys_made, 1, "{s:?}");
+        assert!(s.sync_failures > 0, "{s:?}");
+        assert_eq!(s.encrypt_failures, 0, "never without a key: {s:?}");
+    }
+    // Redis back: both rejoin, and tickets cross again.
+    redis.restart();
+    eventually("both encrypt with fleet keys again", || {
+        [&a, &b]
+            .iter()
+            .all(|s| s.stats().local_keys_held == 0 || s.stats().epochs_held >= 2)
+    })
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !crosses("again") {
+        assert!(Instant::now() < deadline, "tickets never crossed again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    a.stop().await;
+    b.stop().await;
+}
 
 /// A session file of openssl's, as DER, with its ticket's place.
 struct SessionFile {

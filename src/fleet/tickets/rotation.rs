@@ -9,8 +9,9 @@
 //!   newest fleet key and bound to its epoch, then `GET`. The first server to ask
 //!   creates it; every other reads the winner's. No leader, no lock, no operator.
 //!
-//! Then it erases what is past its decrypt window, and, if no fleet key can encrypt
-//! now, makes a local key for the epoch (warning once that tickets resume only here).
+//! Then it erases what is past its decrypt window, and, if the current epoch has no
+//! fleet key, makes a local key for it, which the ring uses once no fleet key may
+//! encrypt (warning once, then, that tickets resume only here).
 //!
 //! It runs at boot, at each epoch's start (so the next epoch's key is published a whole
 //! period ahead), when a key is due to be erased or a stretch ends, and, after a pass
@@ -55,6 +56,10 @@ impl Rotation {
 
     /// One pass; whether it finished (every wanted key it could ask for was answered).
     pub(crate) async fn sync(&mut self) -> bool {
+        // Not before the first pass: a server with Redis up never needs a local key.
+        if self.joined.is_some() {
+            self.keep_a_key();
+        }
         let ring = &self.shared.ring;
         let schedule = ring.schedule;
         let now = self.shared.now();
@@ -132,21 +137,27 @@ impl Rotation {
         finished
     }
 
-    /// After a pass: erase what is due, and fall back to a local key if no fleet key
-    /// can encrypt now.
-    fn settle(&mut self) {
+    /// Erases what is due, and makes a local key for the current epoch if it has no
+    /// fleet key: the ring uses it only once no fleet key may encrypt (a stretched one
+    /// comes first), and it is there before then, whatever Redis does meanwhile.
+    fn keep_a_key(&self) {
         let ring = &self.shared.ring;
         let now = self.shared.now();
         ring.erase_expired(now);
-        let joined = ring.fleet_encrypts(now);
-        if !joined {
-            let epoch = ring.schedule.epoch(now);
-            if !ring.holds(epoch, Origin::Local)
-                && ring.insert(TicketKey::generate(epoch, Origin::Local))
-            {
-                bump(&self.shared.counters.local_keys_made);
-            }
+        let epoch = ring.schedule.epoch(now);
+        if !ring.holds(epoch, Origin::Fleet)
+            && !ring.holds(epoch, Origin::Local)
+            && ring.insert(TicketKey::generate(epoch, Origin::Local))
+        {
+            bump(&self.shared.counters.local_keys_made);
         }
+    }
+
+    /// After a pass: [`keep_a_key`](Self::keep_a_key), and say when the ring leaves or
+    /// joins the fleet's.
+    fn settle(&mut self) {
+        self.keep_a_key();
+        let joined = self.shared.ring.fleet_encrypts(self.shared.now());
         match (self.joined, joined) {
             (None | Some(false), true) => {
                 tracing::info!("ticket keys: in step with the fleet's ring");
