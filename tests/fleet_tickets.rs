@@ -601,6 +601,39 @@ mod binary {
     }
 
     #[test]
+    fn with_redis_down_at_boot_the_binary_serves_and_warns_once() {
+        let redis = Redis::absent();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("fleet.keys");
+        std::fs::write(&keys, format!("{KEY1}\n")).unwrap();
+        let url = redis.url();
+        let server = Binary::start(&[
+            "--redis",
+            &url,
+            "--fleet-key-file",
+            keys.to_str().unwrap(),
+            "--tickets",
+            "fleet",
+        ]);
+        let warning = server.stderr.wait_for("the warning", |l| {
+            l.contains("new tickets resume only on this server until it can")
+        });
+        assert!(warning.contains(" WARN "), "{warning}");
+        let session = dir.path().join("local.pem");
+        for (flag, expected) in [("-sess_out", "New"), ("-sess_in", "Reused")] {
+            let (line, _) = s_client_output(&server.addr, "-tls1_3", (flag, &session), "hi");
+            assert!(line.starts_with(expected), "{line}");
+        }
+        let (status, stats, stderr) = server.terminate();
+        assert!(status.success());
+        assert!(stats.contains(" ticket_local_keys_made=1 "), "{stats}");
+        let warnings = stderr
+            .iter()
+            .filter(|l| l.contains("resume only on this server"));
+        assert_eq!(warnings.count(), 1, "{stderr:#?}");
+    }
+
+    #[test]
     fn fleet_tickets_without_a_fleet_fail_with_one_line() {
         let err = fails_with_one_line(&["--tickets", "fleet"]);
         assert_eq!(

@@ -89,8 +89,10 @@ use crate::stats::bump;
 /// to that Redis name and epoch (see the fleet's encryption at rest). Redis never holds
 /// a ticket key in plaintext, and a value moved to another name or epoch does not
 /// open. Rotating the fleet keys works as for sessions: keep the old key in the file,
-/// after the new one, until the ticket keys it sealed are erased (`P + W` after it was
-/// replaced; 2 h by default).
+/// after the new one, until the ticket keys it sealed have left Redis. A key is sealed
+/// up to a period before its epoch and kept until `W + S` after it: `2·P + W + S` after
+/// the old fleet key was last first in the file (3 h 5 s by default). A server that
+/// cannot open a ticket key (counted in `keys_unopened`) uses a local key instead.
 ///
 /// In memory, a ticket key lives inside its cipher, which wipes it when dropped (when
 /// erased, and when the ticketer is dropped); nothing here prints one, and `Debug`
