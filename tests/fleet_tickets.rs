@@ -554,23 +554,29 @@ async fn the_documented_acl_is_all_the_ticketer_needs() {
 mod binary {
     use super::*;
 
+    /// The flags for fleet tickets on `redis`, with a key file in `dir`.
+    fn flags(redis: &Redis, dir: &tempfile::TempDir) -> Vec<String> {
+        let keys = dir.path().join("fleet.keys");
+        std::fs::write(&keys, format!("{KEY1}\n")).unwrap();
+        let keys = keys.to_str().unwrap().to_owned();
+        let named = |s: &str| s.to_owned();
+        vec![
+            named("--redis"),
+            redis.url(),
+            named("--fleet-key-file"),
+            keys,
+            named("--tickets"),
+            named("fleet"),
+        ]
+    }
+
     #[test]
     fn three_echo_servers_with_fleet_tickets_resume_each_others() {
         let redis = Redis::start();
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("fleet.keys");
-        std::fs::write(&keys, format!("{KEY1}\n")).unwrap();
-        let url = redis.url();
-        let flags = [
-            "--redis",
-            &url,
-            "--fleet-key-file",
-            keys.to_str().unwrap(),
-            "--tickets",
-            "fleet",
-            "--ticket-rotation",
-            "60",
-        ];
+        let flags = flags(&redis, &dir);
+        let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+        let flags = [&flags[..], &["--ticket-rotation", "60"]].concat();
         let servers = [
             Binary::start(&flags),
             Binary::start(&flags),
@@ -604,17 +610,8 @@ mod binary {
     fn with_redis_down_at_boot_the_binary_serves_and_warns_once() {
         let redis = Redis::absent();
         let dir = tempfile::tempdir().unwrap();
-        let keys = dir.path().join("fleet.keys");
-        std::fs::write(&keys, format!("{KEY1}\n")).unwrap();
-        let url = redis.url();
-        let server = Binary::start(&[
-            "--redis",
-            &url,
-            "--fleet-key-file",
-            keys.to_str().unwrap(),
-            "--tickets",
-            "fleet",
-        ]);
+        let flags = flags(&redis, &dir);
+        let server = Binary::start(&flags.iter().map(String::as_str).collect::<Vec<_>>());
         let warning = server.stderr.wait_for("the warning", |l| {
             l.contains("new tickets resume only on this server until it can")
         });
