@@ -17,8 +17,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::hello::{MAX_RECORD, client_hello_with_ticket, handshake_types};
 use common::process::{EchoServer as Binary, fails_with_one_line, openssl, repo, s_client_output};
-use common::redis::Redis;
+use common::redis::{Cluster, Redis};
 use echo_server::{EchoServer, Report, Settings, TlsVersions};
+use rustls::server::ProducesTickets;
 use rustls_session_cache::SessionCache;
 use rustls_session_cache::fleet::{
     Fleet, FleetKeys, FleetTicketer, FleetTicketerBuilder, TicketStats,
@@ -549,6 +550,30 @@ async fn the_documented_acl_is_all_the_ticketer_needs() {
     }
     a.stop().await;
     b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_redis_cluster_the_ticketers_share_their_keys() {
+    let cluster = Cluster::start();
+    let ticketer = || {
+        FleetTicketer::builder()
+            .redis_cluster(cluster.seeds())
+            .keys(FleetKeys::parse(KEY1).unwrap())
+            .build()
+            .unwrap()
+    };
+    let (a, b) = (ticketer(), ticketer());
+    a.first_sync().await;
+    b.first_sync().await;
+    let (sa, sb) = (a.stats(), b.stats());
+    assert_eq!(sa.keys_created + sb.keys_created, 2, "{sa:?} {sb:?}");
+    assert_eq!(sa.keys_fetched + sb.keys_fetched, 2, "{sa:?} {sb:?}");
+    assert_eq!((sa.epochs_held, sb.epochs_held), (2, 2));
+    assert_eq!(sa.sync_failures + sb.sync_failures, 0);
+    let on_masters: u64 = cluster.masters().iter().map(|m| cluster.keys_on(*m)).sum();
+    assert_eq!(on_masters, 2, "the two keys, on their slots' masters");
+    let ticket = a.encrypt(b"a session").unwrap();
+    assert_eq!(b.decrypt(&ticket).unwrap(), b"a session");
 }
 
 mod binary {
