@@ -17,7 +17,12 @@
 //!
 //! Each is measured on one Redis and on a Redis Cluster (three masters with a replica
 //! each), and on the cluster again with `claim_replicas(1)`, whose cost is the TLS 1.3
-//! latencies' difference.
+//! latencies' difference; and on one Redis with fleet tickets (`--tickets fleet`), where
+//! a resumption needs no Redis round trip.
+//!
+//! `cargo bench --features redis --bench fleet -- redis` runs only the topologies whose
+//! name has `redis` in it: the stateful tier and fleet tickets on one Redis (results in
+//! `fleet-redis.json`).
 //!
 //! Needs `redis-server` (Debian package `redis-server`, with `redis-cli`); starts its own
 //! on free ports.
@@ -45,7 +50,7 @@ use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::server::StoresServerSessions;
 use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
 use rustls_session_cache::SessionCache;
-use rustls_session_cache::fleet::{Fleet, FleetKeys};
+use rustls_session_cache::fleet::{Fleet, FleetKeys, FleetTicketer};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -71,6 +76,8 @@ enum Backend<'a> {
     None,
     Single(&'a Redis),
     Cluster(&'a Cluster, usize),
+    /// One Redis, and fleet tickets.
+    Tickets(&'a Redis),
 }
 
 async fn instance(backend: Backend<'_>) -> Instance {
@@ -78,7 +85,7 @@ async fn instance(backend: Backend<'_>) -> Instance {
     let builder = || Fleet::builder(cache.clone()).keys(FleetKeys::parse(KEY).unwrap());
     let fleet = match backend {
         Backend::None => None,
-        Backend::Single(redis) => Some(builder().redis_url(redis.url())),
+        Backend::Single(redis) | Backend::Tickets(redis) => Some(builder().redis_url(redis.url())),
         Backend::Cluster(cluster, replicas) => Some(
             builder()
                 .redis_cluster(cluster.seeds())
@@ -97,6 +104,18 @@ async fn instance(backend: Backend<'_>) -> Instance {
         storage,
     )
     .unwrap();
+    let tls = match backend {
+        Backend::Tickets(redis) => {
+            let ticketer = FleetTicketer::builder()
+                .redis_url(redis.url())
+                .keys(FleetKeys::parse(KEY).unwrap())
+                .build()
+                .unwrap();
+            ticketer.first_sync().await;
+            echo_server::with_tickets(tls, &ticketer)
+        }
+        _ => tls,
+    };
     let server = EchoServer::bind(
         "127.0.0.1:0".parse().unwrap(),
         tls,
@@ -203,8 +222,10 @@ async fn latencies(
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     println!("machine: {}", support::machine());
+    let only = std::env::args().skip(1).find(|arg| !arg.starts_with('-'));
+    let wanted = |topology: &str| only.as_deref().is_none_or(|only| topology.contains(only));
     let redis = Redis::start();
-    let cluster = Cluster::start();
+    let cluster = (wanted("cluster") || wanted("cluster, claim_replicas(1)")).then(Cluster::start);
     let three = |backend| async move {
         [
             instance(backend).await,
@@ -214,11 +235,15 @@ async fn main() {
     };
     let plain = three(Backend::None).await;
     let mut rows = Vec::new();
-    for (backend, topology) in [
+    let mut topologies = vec![
         (Backend::Single(&redis), "redis"),
-        (Backend::Cluster(&cluster, 0), "cluster"),
-        (Backend::Cluster(&cluster, 1), "cluster, claim_replicas(1)"),
-    ] {
+        (Backend::Tickets(&redis), "redis, fleet tickets"),
+    ];
+    if let Some(cluster) = &cluster {
+        topologies.push((Backend::Cluster(cluster, 0), "cluster"));
+        topologies.push((Backend::Cluster(cluster, 1), "cluster, claim_replicas(1)"));
+    }
+    for (backend, topology) in topologies.into_iter().filter(|(_, t)| wanted(t)) {
         let shared = three(backend).await;
         for (version, name) in [
             (&rustls::version::TLS12, "1.2"),
@@ -256,5 +281,12 @@ async fn main() {
         support::machine(),
         rows.join(",\n")
     );
-    std::fs::write(dir.join("fleet.json"), json).unwrap();
+    let file = match only {
+        None => "fleet.json".to_owned(),
+        Some(only) => format!(
+            "fleet-{}.json",
+            only.replace(|c: char| !c.is_alphanumeric(), "_")
+        ),
+    };
+    std::fs::write(dir.join(file), json).unwrap();
 }

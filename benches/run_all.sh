@@ -9,5 +9,6 @@ cargo bench --bench handshakes
 cargo bench --bench memory
 cargo bench --bench hit_ratio
 cargo bench --features redis --bench fleet   # needs redis-server (Debian package)
+cargo bench --features redis --bench tickets
 python3 benches/report.py
 python3 benches/plot.py

@@ -25,6 +25,11 @@
 //! [--redis-prefix NAME]`, or a Redis Cluster: `--redis-cluster URL[,URL...]`. Connections are then taken by the fleet's acceptor, which
 //! claims or fetches what each ClientHello offers to resume before the handshake.
 //!
+//! With `--tickets fleet` (and a fleet as above) it issues stateless tickets under ticket
+//! keys every instance shares, rotated through Redis every `--ticket-rotation SECONDS`
+//! (default 3600): TLS 1.3 and TLS 1.2 ticket resumption then needs no lookup. The
+//! default, `--tickets off`, keeps sessions stateful, through the cache.
+//!
 //! At most `--max-connections` connections are served at once (default 512, as nginx's
 //! `worker_connections`); past that it stops accepting until one closes, which it logs
 //! and counts (`limited=` in the stats line).
@@ -100,6 +105,15 @@ struct Args {
     /// The fleet's encryption keys: one per line, 64 hex digits, newest first.
     #[arg(long, value_name = "PATH")]
     fleet_key_file: Option<PathBuf>,
+    /// Session tickets: `off` (stateful sessions through the cache) or `fleet`
+    /// (stateless tickets under keys shared through Redis; needs `--redis` or
+    /// `--redis-cluster`, and `--fleet-key-file`).
+    #[arg(long, value_enum, default_value = "off")]
+    tickets: Tickets,
+    /// How often fleet ticket keys rotate, in seconds (1 to 86400).
+    #[arg(long, value_name = "SECONDS", default_value_t = 3600,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    ticket_rotation: u64,
     /// The most connections served at once; past it, accepting pauses until one closes.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -117,6 +131,73 @@ pub type FleetHandle = Arc<rustls_session_cache::fleet::Fleet>;
 /// Without the `redis` feature there is no fleet tier: this type has no values.
 #[cfg(not(feature = "redis"))]
 pub enum FleetHandle {}
+
+/// Which session tickets the server issues.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Tickets {
+    /// None: sessions are stateful, through the cache.
+    Off,
+    /// Stateless tickets under the fleet's shared, rotating ticket keys.
+    Fleet,
+}
+
+/// The fleet's ticketer, when the example is built with `--features redis`.
+#[cfg(feature = "redis")]
+pub type TicketsHandle = Arc<rustls_session_cache::fleet::FleetTicketer>;
+
+/// Without the `redis` feature there are no fleet tickets: this type has no values.
+#[cfg(not(feature = "redis"))]
+pub enum TicketsHandle {}
+
+/// The fleet's ticketer, as the flags describe, in step with the fleet (or on a local
+/// key, Redis being unreachable) when it returns.
+#[cfg(feature = "redis")]
+pub async fn build_ticketer(
+    at: &RedisAt,
+    prefix: &str,
+    key_file: Option<&Path>,
+    rotation: Duration,
+) -> Result<TicketsHandle, String> {
+    use rustls_session_cache::fleet::{FleetKeys, FleetTicketer};
+    let key_file = key_file.ok_or("--tickets fleet needs --fleet-key-file")?;
+    let keys =
+        FleetKeys::from_file(key_file).map_err(|e| format!("{e} ({})", key_file.display()))?;
+    let builder = match at {
+        RedisAt::Single(url) => FleetTicketer::builder().redis_url(url),
+        RedisAt::Cluster(seeds) => FleetTicketer::builder().redis_cluster(seeds.iter().cloned()),
+    };
+    let ticketer = builder
+        .prefix(prefix)
+        .keys(keys)
+        .rotation(rotation)
+        .build()
+        .map_err(|e| error_chain(&e))?;
+    ticketer.first_sync().await;
+    Ok(ticketer)
+}
+
+#[cfg(not(feature = "redis"))]
+async fn build_ticketer(
+    _: &RedisAt,
+    _: &str,
+    _: Option<&Path>,
+    _: Duration,
+) -> Result<TicketsHandle, String> {
+    Err("--tickets fleet needs the example built with the `redis` feature".into())
+}
+
+/// `tls`, issuing tickets with `tickets`.
+#[cfg(feature = "redis")]
+pub fn with_tickets(tls: Arc<ServerConfig>, tickets: &TicketsHandle) -> Arc<ServerConfig> {
+    let mut config = Arc::unwrap_or_clone(tls);
+    config.ticketer = tickets.clone();
+    Arc::new(config)
+}
+
+#[cfg(not(feature = "redis"))]
+fn with_tickets(_: Arc<ServerConfig>, tickets: &TicketsHandle) -> Arc<ServerConfig> {
+    match *tickets {}
+}
 
 /// Where the fleet's Redis is, as the flags say.
 #[derive(Debug, Clone)]
@@ -298,6 +379,25 @@ async fn run(args: Args) -> Result<(), String> {
         None => cache.clone(),
     };
     let tls = tls_config(&args.cert, &args.key, args.tls, storage)?;
+    let tickets = match (args.tickets, &redis) {
+        (Tickets::Off, _) => None,
+        (Tickets::Fleet, None) => {
+            return Err("--tickets fleet needs --redis or --redis-cluster".into());
+        }
+        (Tickets::Fleet, Some(at)) => Some(
+            build_ticketer(
+                at,
+                &args.redis_prefix,
+                args.fleet_key_file.as_deref(),
+                Duration::from_secs(args.ticket_rotation),
+            )
+            .await?,
+        ),
+    };
+    let tls = match &tickets {
+        Some(tickets) => with_tickets(tls, tickets),
+        None => tls,
+    };
     let settings = Settings {
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
         max_connections: args.max_connections as usize,
@@ -306,7 +406,8 @@ async fn run(args: Args) -> Result<(), String> {
     let server = EchoServer::bind(args.listen, tls, cache, settings)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
-        .with_fleet(fleet, args.tls);
+        .with_fleet(fleet, args.tls)
+        .with_ticket_stats(tickets);
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, mode = %args.mode, tls = ?args.tls, "echo server started");
     say(&format!("listening on {addr}"));
@@ -407,7 +508,7 @@ pub struct Report {
     pub resumed: u64,
     /// Times accepting paused at the connection cap.
     pub limited: u64,
-    /// The fleet tier's counters, as `name=value` pairs, if there is one.
+    /// The fleet tier's counters, then the fleet ticketer's, as `name=value` pairs.
     pub fleet: Vec<(&'static str, u64)>,
 }
 
@@ -434,20 +535,26 @@ impl std::fmt::Display for Report {
     }
 }
 
-/// The fleet tier's counters for the report.
+/// The fleet tier's counters for the report, then its ticketer's.
 #[cfg(feature = "redis")]
-fn fleet_counters(fleet: &Option<FleetHandle>) -> Vec<(&'static str, u64)> {
-    fleet
-        .as_ref()
-        .map(|fleet| fleet.stats().counters().to_vec())
-        .unwrap_or_default()
+fn fleet_counters(
+    fleet: &Option<FleetHandle>,
+    tickets: &Option<TicketsHandle>,
+) -> Vec<(&'static str, u64)> {
+    let fleet = fleet.iter().flat_map(|fleet| fleet.stats().counters());
+    let tickets = tickets.iter().flat_map(|t| t.stats().counters());
+    fleet.chain(tickets).collect()
 }
 
 #[cfg(not(feature = "redis"))]
-fn fleet_counters(fleet: &Option<FleetHandle>) -> Vec<(&'static str, u64)> {
-    match fleet {
-        Some(never) => match *never {},
-        None => Vec::new(),
+fn fleet_counters(
+    fleet: &Option<FleetHandle>,
+    tickets: &Option<TicketsHandle>,
+) -> Vec<(&'static str, u64)> {
+    match (fleet, tickets) {
+        (Some(never), _) => match *never {},
+        (_, Some(never)) => match *never {},
+        (None, None) => Vec::new(),
     }
 }
 
@@ -468,6 +575,7 @@ pub struct EchoServer {
     acceptor: Acceptor,
     cache: Arc<SessionCache>,
     fleet: Arc<Option<FleetHandle>>,
+    tickets: Arc<Option<TicketsHandle>>,
     handshakes: Arc<Handshakes>,
     settings: Settings,
 }
@@ -486,6 +594,7 @@ impl EchoServer {
             tls,
             cache,
             fleet: Arc::new(None),
+            tickets: Arc::new(None),
             handshakes: Arc::default(),
             settings,
         })
@@ -513,6 +622,15 @@ impl EchoServer {
         }
     }
 
+    /// Reports `tickets`'s counters in its stats lines (the config given to
+    /// [`bind`](Self::bind) should issue tickets with it: see [`with_tickets`]).
+    pub fn with_ticket_stats(self, tickets: Option<TicketsHandle>) -> Self {
+        Self {
+            tickets: Arc::new(tickets),
+            ..self
+        }
+    }
+
     /// The address it listens on (the real port when bound to port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
@@ -524,13 +642,13 @@ impl EchoServer {
         let mut connections = JoinSet::new();
         let stats_printer = self.settings.stats_interval.map(|every| {
             let (cache, fleet) = (self.cache.clone(), self.fleet.clone());
-            let handshakes = self.handshakes.clone();
+            let (tickets, handshakes) = (self.tickets.clone(), self.handshakes.clone());
             tokio::spawn(async move {
                 let mut ticks = tokio::time::interval(every);
                 ticks.tick().await;
                 loop {
                     ticks.tick().await;
-                    say(&report(&cache, &fleet, &handshakes).to_string());
+                    say(&report(&cache, &fleet, &tickets, &handshakes).to_string());
                 }
             })
         });
@@ -593,7 +711,7 @@ impl EchoServer {
         if let Some(printer) = stats_printer {
             printer.abort();
         }
-        report(&self.cache, &self.fleet, &self.handshakes)
+        report(&self.cache, &self.fleet, &self.tickets, &self.handshakes)
     }
 }
 
@@ -623,13 +741,18 @@ impl LimitLog {
     }
 }
 
-fn report(cache: &SessionCache, fleet: &Option<FleetHandle>, handshakes: &Handshakes) -> Report {
+fn report(
+    cache: &SessionCache,
+    fleet: &Option<FleetHandle>,
+    tickets: &Option<TicketsHandle>,
+    handshakes: &Handshakes,
+) -> Report {
     Report {
         stats: cache.stats(),
         full: handshakes.full.load(Ordering::Relaxed),
         resumed: handshakes.resumed.load(Ordering::Relaxed),
         limited: handshakes.limited.load(Ordering::Relaxed),
-        fleet: fleet_counters(fleet),
+        fleet: fleet_counters(fleet, tickets),
     }
 }
 

@@ -16,7 +16,8 @@
 //! - [`tracing`] events that never carry secrets.
 //!
 //! It does not do network I/O, pick a crypto provider, or issue stateless tickets: with
-//! a `ServerConfig::ticketer` enabled, TLS 1.3 never touches the session store.
+//! a `ServerConfig::ticketer` enabled, TLS 1.3 never touches the session store. (The
+//! `redis` feature's `fleet::FleetTicketer` is a ticketer, with keys shared by a fleet.)
 //!
 //! # Quick start
 //!
@@ -190,8 +191,10 @@
 //!
 //! - `redis` (off by default): the `fleet` tier, one cache shared by many servers
 //!   through Redis, with an acceptor that claims each TLS 1.3 ticket once in the whole
-//!   fleet. It adds `redis`, `tokio`, `tokio-rustls`, `chacha20poly1305` and `hex` to
-//!   the build; without it the core above has none of them and changes in no way.
+//!   fleet; and `FleetTicketer`, stateless tickets under keys the fleet shares and
+//!   rotates through Redis. It adds `redis`, `tokio`, `tokio-rustls`,
+//!   `chacha20poly1305`, `aes-gcm` and `hex` to the build; without it the core above has
+//!   none of them and changes in no way.
 //!
 //! # Logging
 //!

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::hello::{MAX_RECORD, SUITES, client_hello};
+use common::hello::{MAX_RECORD, SUITES, client_hello, client_hello_with_ticket};
 use proptest::prelude::*;
 use rustls_session_cache::fleet::client_hello::{MAX_CLIENT_HELLO, Parsed, parse};
 
@@ -18,6 +18,28 @@ fn reads_the_session_id_and_identities() {
     assert_eq!(offer.session_id, Some(vec![9; 32]));
     assert_eq!(offer.identities, ids);
     assert!(offer.offers_tls13);
+}
+
+#[test]
+fn tells_a_tls12_ticket_from_a_request_for_one() {
+    let offer = |ticket: Option<&[u8]>| match parse(&client_hello_with_ticket(
+        &[9; 32],
+        &[],
+        false,
+        MAX_RECORD,
+        0,
+        ticket,
+    )) {
+        Parsed::Complete(offer) => offer,
+        other => panic!("{other:?}"),
+    };
+    assert!(offer(Some(&[7; 150])).offers_ticket);
+    assert!(
+        !offer(Some(&[])).offers_ticket,
+        "an empty extension asks for one"
+    );
+    assert!(!offer(None).offers_ticket);
+    assert_eq!(offer(Some(&[7; 150])).session_id, Some(vec![9; 32]));
 }
 
 #[test]

@@ -141,7 +141,7 @@ impl Instance {
 
     /// Waits until every write queued so far has been written to Redis or dropped.
     async fn settle(&self) {
-        common::redis::settle(&self.fleet).await;
+        common::settle(&self.fleet).await;
     }
 
     async fn stop(self) -> Report {

@@ -149,8 +149,8 @@ impl FleetAcceptor {
                 .collect();
             match fleet.read_offer(start.io.recorded(), &suites) {
                 Some(offer) => {
-                    let claim_tickets = !self.config.ticketer.enabled();
-                    fleet.claim_or_fetch(offer, self.tls13, claim_tickets).await
+                    let ticketer = self.config.ticketer.enabled();
+                    fleet.claim_or_fetch(offer, self.tls13, ticketer).await
                 }
                 None => (Claims::new(fleet.id), Prepared::default()),
             }

@@ -222,46 +222,19 @@ impl FleetBuilder {
     /// [`FleetError::NoRuntime`], but the panic hook has printed its message by then.
     pub fn build(self) -> Result<Arc<Fleet>, FleetError> {
         let keys = self.keys.ok_or(FleetError::NoKeys)?;
-        for (value, (setting, _, min, max)) in [
+        for (value, limit) in [
             (self.write_queue, WRITE_QUEUE),
             (self.max_in_flight, MAX_IN_FLIGHT),
             (self.max_identities, MAX_IDENTITIES),
             (self.claim_replicas, CLAIM_REPLICAS),
-            (self.target.nodes(), SEEDS),
         ] {
-            if !(min..=max).contains(&value) {
-                return Err(FleetError::LimitOutOfRange {
-                    setting,
-                    value,
-                    min,
-                    max,
-                });
-            }
+            check_limit(value, limit)?;
         }
-        for (value, (setting, min, max)) in [
-            (self.deadline, FETCH_DEADLINE),
-            (self.hello_timeout, HELLO_TIMEOUT),
-        ] {
-            if !(min..=max).contains(&value) {
-                return Err(FleetError::DurationOutOfRange {
-                    setting,
-                    value,
-                    min,
-                    max,
-                });
-            }
-        }
+        check_target(&self.target)?;
+        check_duration(self.deadline, FETCH_DEADLINE)?;
+        check_duration(self.hello_timeout, HELLO_TIMEOUT)?;
         check_prefix(&self.prefix)?;
-        let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
-        // tokio has no way to ask whether a runtime has timers but to make one, which
-        // panics without them (the acceptor's deadlines would, once per connection).
-        let timers = std::panic::catch_unwind(|| {
-            let _entered = runtime.enter();
-            drop(tokio::time::sleep(Duration::ZERO));
-        });
-        if timers.is_err() {
-            return Err(FleetError::NoRuntime);
-        }
+        let runtime = runtime_with_timers()?;
         let store = {
             let _entered = runtime.enter();
             let connect_timeout = self.deadline.max(Duration::from_millis(200));
@@ -302,7 +275,59 @@ impl FleetBuilder {
     }
 }
 
-fn check_prefix(prefix: &str) -> Result<(), FleetError> {
+/// The current tokio runtime, if it has timers.
+pub(super) fn runtime_with_timers() -> Result<tokio::runtime::Handle, FleetError> {
+    let runtime = tokio::runtime::Handle::try_current().map_err(|_| FleetError::NoRuntime)?;
+    // tokio has no way to ask whether a runtime has timers but to make one, which
+    // panics without them (the acceptor's deadlines would, once per connection).
+    let timers = std::panic::catch_unwind(|| {
+        let _entered = runtime.enter();
+        drop(tokio::time::sleep(Duration::ZERO));
+    });
+    match timers {
+        Ok(()) => Ok(runtime),
+        Err(_) => Err(FleetError::NoRuntime),
+    }
+}
+
+/// Checks that a duration setting is within `(setting, min, max)`.
+pub(super) fn check_duration(
+    value: Duration,
+    (setting, min, max): (&'static str, Duration, Duration),
+) -> Result<(), FleetError> {
+    match (min..=max).contains(&value) {
+        true => Ok(()),
+        false => Err(FleetError::DurationOutOfRange {
+            setting,
+            value,
+            min,
+            max,
+        }),
+    }
+}
+
+/// Checks the number of Redis nodes named.
+pub(super) fn check_target(target: &Target) -> Result<(), FleetError> {
+    check_limit(target.nodes(), SEEDS)
+}
+
+/// Checks that a count setting is within `(setting, default, min, max)`.
+fn check_limit(
+    value: usize,
+    (setting, _, min, max): (&'static str, usize, usize, usize),
+) -> Result<(), FleetError> {
+    match (min..=max).contains(&value) {
+        true => Ok(()),
+        false => Err(FleetError::LimitOutOfRange {
+            setting,
+            value,
+            min,
+            max,
+        }),
+    }
+}
+
+pub(super) fn check_prefix(prefix: &str) -> Result<(), FleetError> {
     let reason = if prefix.is_empty() {
         "it is empty"
     } else if prefix.len() > MAX_PREFIX {

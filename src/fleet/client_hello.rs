@@ -1,6 +1,6 @@
 //! What a ClientHello offers to resume, read from the bytes the acceptor handed rustls:
-//! the legacy session id (TLS 1.2), the `pre_shared_key` identities (TLS 1.3), and the
-//! cipher suites, which the acceptor compares with what rustls itself parsed.
+//! the legacy session id and whether a ticket comes with it (TLS 1.2), the
+//! `pre_shared_key` identities (TLS 1.3), and the cipher suites, which the acceptor compares with what rustls itself parsed.
 //!
 //! **Not part of the crate's API**: it is public only for the fuzz target and the
 //! property tests, and may change in any release.
@@ -41,6 +41,10 @@ pub struct ResumptionOffer {
     pub identities: Vec<Vec<u8>>,
     /// Whether `supported_versions` lists TLS 1.3.
     pub offers_tls13: bool,
+    /// Whether a `session_ticket` extension carries a TLS 1.2 ticket (rather than, empty,
+    /// asks for one). With a ticketer, rustls then resumes from the ticket alone, or not
+    /// at all, and never looks up the session id.
+    pub offers_ticket: bool,
     /// The cipher suites, as offered.
     pub cipher_suites: Vec<u16>,
 }
@@ -167,6 +171,7 @@ fn offer(body: &[u8]) -> Option<ResumptionOffer> {
                 }
                 offer.offers_tls13 |= versions.chunks_exact(2).any(|v| v == [3, 4]);
             }
+            SESSION_TICKET => offer.offers_ticket = !data.is_empty(),
             PRE_SHARED_KEY => {
                 let mut identities = Reader(data.vec16()?);
                 while !identities.is_empty() {
@@ -191,6 +196,7 @@ pub(crate) fn known_record_version(version: u16) -> bool {
     version >> 8 == 3 || matches!(version, 0x0002 | 0xfeff | 0xfefd | 0xfefc)
 }
 
+const SESSION_TICKET: u16 = 35;
 const SUPPORTED_VERSIONS: u16 = 43;
 const PRE_SHARED_KEY: u16 = 41;
 

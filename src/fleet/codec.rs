@@ -7,6 +7,10 @@
 //! id`, so an entry copied to another Redis key, or presented for another id, fails to
 //! authenticate.
 //!
+//! Ticket keys (see `tickets`) are sealed the same way, with the label
+//! `"rsc-ticket-key-v1"` and their epoch in place of the id: a ticket key opens only
+//! under its own Redis key and epoch, and never as a session.
+//!
 //! Why XChaCha20-Poly1305: its nonces are 192 bits, so they can be drawn at random for
 //! every entry, forever, across a fleet, with no counter to coordinate and no birthday
 //! bound to watch. AES-GCM's 96-bit random nonces are limited to about 2^32 entries per
@@ -27,6 +31,7 @@ const NONCE_LEN: usize = 24;
 const HEADER_LEN: usize = 1 + KEY_ID_LEN + NONCE_LEN;
 const TAG_LEN: usize = 16;
 const AAD_LABEL: &[u8] = b"rsc-session-v1";
+const TICKET_KEY_LABEL: &[u8] = b"rsc-ticket-key-v1";
 
 /// The fleet's encryption keys, newest first: sessions are sealed with the newest and
 /// opened with whichever one sealed them.
@@ -141,58 +146,17 @@ impl FleetKeys {
 
     /// Seals `session` for storage under `redis_key`, with the newest key.
     pub(crate) fn seal(&self, redis_key: &[u8], session: &Session, timeout: u64) -> Vec<u8> {
-        let newest = &self.keys[0];
         let mut plain = Zeroizing::new(Vec::with_capacity(16 + session.value().len()));
         plain.extend_from_slice(&session.entry.stamp.created.to_be_bytes());
         plain.extend_from_slice(&timeout.to_be_bytes());
         plain.extend_from_slice(session.value());
-        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
-        let aad = associated_data(redis_key, session.id());
-        let mut sealed = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
-        sealed.push(VERSION);
-        sealed.extend_from_slice(&newest.id);
-        sealed.extend_from_slice(&nonce);
-        // Encrypting into a Vec only fails if it cannot allocate, which aborts anyway.
-        let ciphertext = newest
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: &plain,
-                    aad: &aad,
-                },
-            )
-            .unwrap_or_default();
-        sealed.extend_from_slice(&ciphertext);
-        sealed
+        self.seal_with(&associated_data(AAD_LABEL, redis_key, session.id()), &plain)
     }
 
     /// Opens what [`FleetKeys::seal`] made for `redis_key` and `id`, with whichever key
     /// sealed it; `None` if it does not authenticate under any key with its id.
     pub(crate) fn open(&self, redis_key: &[u8], id: &[u8], sealed: &[u8]) -> Option<Session> {
-        let (header, ciphertext) = (sealed.get(..HEADER_LEN)?, sealed.get(HEADER_LEN..)?);
-        if header[0] != VERSION {
-            return None;
-        }
-        let (key_id, nonce) = header[1..].split_at(KEY_ID_LEN);
-        let nonce = XNonce::from_slice(nonce);
-        let aad = associated_data(redis_key, id);
-        let plain = self
-            .keys
-            .iter()
-            .filter(|key| key.id == key_id)
-            .find_map(|key| {
-                key.cipher
-                    .decrypt(
-                        nonce,
-                        Payload {
-                            msg: ciphertext,
-                            aad: &aad,
-                        },
-                    )
-                    .ok()
-            })
-            .map(Zeroizing::new)?;
+        let plain = self.open_with(&associated_data(AAD_LABEL, redis_key, id), sealed)?;
         let created = i64::from_be_bytes(plain.get(..8)?.try_into().ok()?);
         let timeout = u64::from_be_bytes(plain.get(8..16)?.try_into().ok()?);
         Some(Session {
@@ -203,6 +167,68 @@ impl FleetKeys {
                 stamp: Stamp { created, timeout },
             },
         })
+    }
+
+    /// Seals a ticket key (`secret`) for storage under `redis_key`, bound to its
+    /// `epoch`, with the newest key. Its own label keeps it from ever opening as a
+    /// session, and a session from ever opening as a ticket key.
+    pub(crate) fn seal_ticket_key(&self, redis_key: &[u8], epoch: u64, secret: &[u8]) -> Vec<u8> {
+        let aad = associated_data(TICKET_KEY_LABEL, redis_key, &epoch.to_be_bytes());
+        self.seal_with(&aad, secret)
+    }
+
+    /// Opens what [`FleetKeys::seal_ticket_key`] made for `redis_key` and `epoch`.
+    pub(crate) fn open_ticket_key(
+        &self,
+        redis_key: &[u8],
+        epoch: u64,
+        sealed: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let aad = associated_data(TICKET_KEY_LABEL, redis_key, &epoch.to_be_bytes());
+        self.open_with(&aad, sealed)
+    }
+
+    /// `plain` sealed under the newest key, with a fresh random nonce.
+    fn seal_with(&self, aad: &[u8], plain: &[u8]) -> Vec<u8> {
+        let newest = &self.keys[0];
+        let nonce = XChaCha20Poly1305::generate_nonce(&mut OsRng);
+        let mut sealed = Vec::with_capacity(HEADER_LEN + plain.len() + TAG_LEN);
+        sealed.push(VERSION);
+        sealed.extend_from_slice(&newest.id);
+        sealed.extend_from_slice(&nonce);
+        // Encrypting into a Vec only fails if it cannot allocate, which aborts anyway.
+        let ciphertext = newest
+            .cipher
+            .encrypt(&nonce, Payload { msg: plain, aad })
+            .unwrap_or_default();
+        sealed.extend_from_slice(&ciphertext);
+        sealed
+    }
+
+    /// The plaintext of what [`seal_with`](Self::seal_with) made, with whichever key
+    /// sealed it; `None` if it does not authenticate under any key with its id.
+    fn open_with(&self, aad: &[u8], sealed: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let (header, ciphertext) = (sealed.get(..HEADER_LEN)?, sealed.get(HEADER_LEN..)?);
+        if header[0] != VERSION {
+            return None;
+        }
+        let (key_id, nonce) = header[1..].split_at(KEY_ID_LEN);
+        let nonce = XNonce::from_slice(nonce);
+        self.keys
+            .iter()
+            .filter(|key| key.id == key_id)
+            .find_map(|key| {
+                key.cipher
+                    .decrypt(
+                        nonce,
+                        Payload {
+                            msg: ciphertext,
+                            aad,
+                        },
+                    )
+                    .ok()
+            })
+            .map(Zeroizing::new)
     }
 }
 
@@ -234,9 +260,9 @@ impl fmt::Display for KeyFileError {
 
 impl std::error::Error for KeyFileError {}
 
-fn associated_data(redis_key: &[u8], id: &[u8]) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(AAD_LABEL.len() + 4 + redis_key.len() + id.len());
-    aad.extend_from_slice(AAD_LABEL);
+fn associated_data(label: &[u8], redis_key: &[u8], id: &[u8]) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(label.len() + 4 + redis_key.len() + id.len());
+    aad.extend_from_slice(label);
     aad.extend_from_slice(&(redis_key.len() as u32).to_be_bytes());
     aad.extend_from_slice(redis_key);
     aad.extend_from_slice(id);
@@ -356,6 +382,33 @@ mod tests {
         assert_eq!(not_hex.reason, "a key must be hex digits only");
         assert_eq!(FleetKeys::parse("# only comments\n").unwrap_err().line, 0);
         assert!(FleetKeys::from_file("/no/such/file").is_err());
+    }
+
+    #[test]
+    fn a_ticket_key_opens_only_under_its_name_and_epoch_and_never_as_a_session() {
+        let k = keys(&[1]);
+        let sealed = k.seal_ticket_key(b"rsc:ticket-key:1000:5", 5, &[9; 48]);
+        assert_eq!(sealed.len(), HEADER_LEN + 48 + TAG_LEN);
+        let opened = k
+            .open_ticket_key(b"rsc:ticket-key:1000:5", 5, &sealed)
+            .unwrap();
+        assert_eq!(&opened[..], &[9; 48]);
+        assert!(!sealed.windows(8).any(|w| w == [9; 8]));
+        assert!(
+            k.open_ticket_key(b"rsc:ticket-key:1000:6", 5, &sealed)
+                .is_none()
+        );
+        assert!(
+            k.open_ticket_key(b"rsc:ticket-key:1000:5", 6, &sealed)
+                .is_none()
+        );
+        let as_session = k.open(b"rsc:ticket-key:1000:5", &5u64.to_be_bytes(), &sealed);
+        assert!(as_session.is_none(), "another label");
+        assert!(
+            keys(&[2])
+                .open_ticket_key(b"rsc:ticket-key:1000:5", 5, &sealed)
+                .is_none()
+        );
     }
 
     #[test]

@@ -91,13 +91,15 @@ impl Fleet {
     }
 
     /// Claims the tickets and fetches the session `offer` names, for a server that will
-    /// negotiate TLS 1.3 with a client offering it if `tls13`, and resume TLS 1.3 tickets
-    /// from this store if `claim_tickets`.
+    /// negotiate TLS 1.3 with a client offering it if `tls13`, and whose config has a
+    /// ticketer if `ticketer`: rustls then resumes TLS 1.3 from tickets only (nothing to
+    /// claim), and a TLS 1.2 hello that carries a ticket from the ticket only (nothing
+    /// to fetch).
     pub(crate) async fn claim_or_fetch(
         &self,
         offer: ResumptionOffer,
         tls13: bool,
-        claim_tickets: bool,
+        ticketer: bool,
     ) -> (Claims, Prepared) {
         let mut claims = Claims::new(self.id);
         let mut report = Prepared {
@@ -107,9 +109,11 @@ impl Fleet {
         let will_be_tls13 = offer.offers_tls13 && tls13;
         let mut reads = Vec::new();
         let mut asked = Vec::new();
-        // A TLS 1.3 client sends a random legacy session id; it names no session.
+        // A TLS 1.3 client sends a random legacy session id; it names no session. Nor
+        // does a TLS 1.2 one that sends a ticket to a server with a ticketer.
         if let Some(id) = offer.session_id
             && !will_be_tls13
+            && !(ticketer && offer.offers_ticket)
             && !self.l1.contains(&id)
         {
             reads.push(Read::Get(self.store.key(&id)));
@@ -117,7 +121,7 @@ impl Fleet {
         }
         // Tickets whose write is being sent: their `GETDEL` waits for it to land.
         let mut in_flight = Vec::new();
-        let identities = if will_be_tls13 && claim_tickets {
+        let identities = if will_be_tls13 && !ticketer {
             offer.identities
         } else {
             Vec::new()

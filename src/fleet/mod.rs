@@ -73,6 +73,15 @@
 //! resumption on the servers that have not fetched it yet: a full handshake for its
 //! client, never a resumption for anyone without the secret.
 //!
+//! # Stateless tickets instead
+//!
+//! [`FleetTicketer`] is the other way for a fleet to resume: a `ServerConfig::ticketer`
+//! whose ticket keys every server shares, rotated through the same Redis. Resumption
+//! then needs no lookup, but its tickets are not single use; its docs say which to
+//! choose when. With a ticketer, the acceptor claims no TLS 1.3 tickets (rustls never
+//! asks the store for them) and fetches no session for a TLS 1.2 hello that carries a
+//! ticket.
+//!
 //! # Redis, one node or a cluster
 //!
 //! [`FleetBuilder::redis_url`] names one Redis; [`FleetBuilder::redis_cluster`] the seed
@@ -119,6 +128,7 @@ mod fetch;
 mod stats;
 mod store;
 mod tap;
+mod tickets;
 mod write_behind;
 
 use core::fmt;
@@ -137,6 +147,9 @@ use self::stats::Counters;
 pub use self::stats::FleetStats;
 use self::store::Store;
 pub use self::tap::HelloTap;
+pub use self::tickets::{
+    DEFAULT_MAX_SKEW, DEFAULT_ROTATION, FleetTicketer, FleetTicketerBuilder, TicketStats,
+};
 use self::write_behind::WriteQueue;
 use crate::CacheMode;
 use crate::cache::{SessionCache, Stored};

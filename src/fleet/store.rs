@@ -4,6 +4,8 @@
 //!
 //! - reads: `GET` (a TLS 1.2 session, which stays) and `GETDEL` (a TLS 1.3 claim);
 //! - writes: `SET key value PX ttl`;
+//! - creations (ticket keys): `SET key value NX PX ttl` then `GET key`, so the value
+//!   read is the one that won;
 //! - removals: `DEL`.
 //!
 //! Commands go out in *groups*, one pipeline each, on the connection that owns them:
@@ -28,6 +30,7 @@
 //! [`FleetBuilder::claim_replicas`]: super::FleetBuilder::claim_replicas
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -69,16 +72,33 @@ pub(crate) enum Reply {
     Failed,
 }
 
-/// A write of one sealed session.
+/// What one [`Store::create`] found.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Created {
+    /// The key was created with the value given.
+    Here,
+    /// The key existed already, with this value.
+    There(Vec<u8>),
+    /// The command failed, or its group did.
+    Failed,
+}
+
+/// A write of one sealed session, or of one sealed ticket key.
 #[derive(Debug)]
 pub(crate) struct Write {
-    /// The session's key in L1 (its context, then its id), for the writer's
-    /// bookkeeping. Ids are public on the wire.
-    pub(crate) l1_key: Vec<u8>,
+    /// The writer's own name for the write (a session's key in L1: its context, then
+    /// its id), handed back with the outcome. Not secret.
+    pub(crate) tag: Vec<u8>,
     pub(crate) key: Vec<u8>,
     pub(crate) sealed: Vec<u8>,
     /// Its remaining lifetime, in milliseconds: at least 1.
     pub(crate) ttl_ms: u64,
+}
+
+impl Write {
+    fn key(&self) -> &[u8] {
+        &self.key
+    }
 }
 
 /// Which Redis to use.
@@ -170,6 +190,13 @@ impl Store {
         key
     }
 
+    /// The Redis key for the ticket key of `epoch` under a rotation period of
+    /// `period_ms`: `prefix:ticket-key:PERIOD:EPOCH`. Session keys are hex after the
+    /// prefix, so the two never meet; fleets with other periods have other names.
+    pub(crate) fn ticket_key(&self, period_ms: u64, epoch: u64) -> Vec<u8> {
+        format!("{}:ticket-key:{period_ms}:{epoch}", self.prefix).into_bytes()
+    }
+
     /// Runs `reads`; one reply each, in order, and the first error, if a group failed.
     /// Claims wait at most `wait` for replicas.
     pub(crate) async fn read(
@@ -177,13 +204,68 @@ impl Store {
         reads: &[Read],
         wait: Duration,
     ) -> (Vec<Reply>, Option<redis::RedisError>) {
-        let groups = self.groups(reads, Read::key);
-        let answers = join_all(
-            groups
-                .iter()
-                .map(|group| self.read_group(group, reads, wait)),
-        );
-        let mut replies: Vec<Reply> = reads.iter().map(|_| Reply::Failed).collect();
+        self.grouped(
+            reads,
+            Read::key,
+            || Reply::Failed,
+            |group| async move { self.read_group(&group, reads, wait).await },
+        )
+        .await
+    }
+
+    /// Creates each of `writes` unless its key exists: `SET key value NX PX ttl`, then
+    /// `GET key` in the same pipeline, so the value read is the one that won, whoever
+    /// wrote it. One answer each, in order, and the first error, if a group failed.
+    pub(crate) async fn create(
+        &self,
+        writes: &[Write],
+    ) -> (Vec<Created>, Option<redis::RedisError>) {
+        self.grouped(
+            writes,
+            Write::key,
+            || Created::Failed,
+            |group| async move {
+                let mut pipe = redis::pipe();
+                for write in group.iter().map(|index| &writes[*index]) {
+                    pipe.cmd("SET")
+                        .arg(&write.key)
+                        .arg(&write.sealed)
+                        .arg("NX")
+                        .arg("PX")
+                        .arg(write.ttl_ms);
+                    pipe.cmd("GET").arg(&write.key);
+                }
+                let values = self.query::<Vec<Value>>(&pipe).await?;
+                let mut values = values.into_iter();
+                Ok(group
+                    .iter()
+                    .map(|_| match (values.next(), values.next()) {
+                        (Some(Value::Okay), Some(Value::BulkString(_))) => Created::Here,
+                        (Some(Value::Nil), Some(Value::BulkString(found))) => Created::There(found),
+                        _ => Created::Failed,
+                    })
+                    .collect())
+            },
+        )
+        .await
+    }
+
+    /// Runs `run` on each group of `items` at once, and puts each answer back in the
+    /// place of its item; `failed()` for the items of a group that failed, with the
+    /// first error.
+    async fn grouped<T, R, F>(
+        &self,
+        items: &[T],
+        key: impl Fn(&T) -> &[u8],
+        failed: impl Fn() -> R,
+        run: impl Fn(Vec<usize>) -> F,
+    ) -> (Vec<R>, Option<redis::RedisError>)
+    where
+        F: Future<Output = RedisResult<Vec<R>>>,
+    {
+        let groups = self.groups(items, key);
+        let answers = join_all(groups.iter().map(|group| run(group.clone())));
+        let mut replies: Vec<R> = items.iter().map(|_| failed()).collect();
         let mut first_error = None;
         for (group, answer) in groups.iter().zip(answers.await) {
             match answer {
@@ -247,7 +329,7 @@ impl Store {
     /// `writes` in the groups they are sent in: all together on a single node, one group
     /// per hash slot on a cluster.
     pub(crate) fn write_groups(&self, writes: Vec<Write>) -> Vec<Vec<Write>> {
-        let groups = self.groups(&writes, |write| &write.key);
+        let groups = self.groups(&writes, Write::key);
         let mut writes: Vec<Option<Write>> = writes.into_iter().map(Some).collect();
         groups
             .into_iter()

@@ -220,7 +220,7 @@ impl Writer {
         let cache_timeout = self.l1.timeout_nanos();
         let keys: Vec<Vec<u8>> = batch.iter().map(|s| s.id.key().to_vec()).collect();
         let mut writes = Vec::with_capacity(batch.len());
-        for (session, l1_key) in batch.iter().zip(&keys) {
+        for (session, tag) in batch.iter().zip(&keys) {
             let stamp = session.entry.stamp;
             let left_ms = (stamp.deadline(cache_timeout) - i128::from(now)) / 1_000_000;
             // Expired while queued: not worth writing.
@@ -233,7 +233,7 @@ impl Writer {
                 .keys
                 .seal(&key, session, stamp.timeout_or(cache_timeout));
             writes.push(Write {
-                l1_key: l1_key.clone(),
+                tag: tag.clone(),
                 key,
                 sealed,
                 ttl_ms,
@@ -258,7 +258,7 @@ impl Writer {
             // Each group's ids are done as soon as it is: waiters on other slots are
             // not held up by this one.
             self.queue
-                .finish(group.iter().map(|write| write.l1_key.clone()));
+                .finish(group.iter().map(|write| write.tag.clone()));
         });
         futures_util::future::join_all(sends).await;
         // The expired ones are done too.

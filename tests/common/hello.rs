@@ -25,6 +25,19 @@ pub fn client_hello_padded(
     record: usize,
     padding: usize,
 ) -> Vec<u8> {
+    client_hello_with_ticket(session_id, identities, tls13, record, padding, None)
+}
+
+/// As [`client_hello_padded`], offering `ticket` in a TLS 1.2 `session_ticket` extension
+/// when there is one.
+pub fn client_hello_with_ticket(
+    session_id: &[u8],
+    identities: &[Vec<u8>],
+    tls13: bool,
+    record: usize,
+    padding: usize,
+    ticket: Option<&[u8]>,
+) -> Vec<u8> {
     let mut ext = Vec::new();
     let mut extension = |kind: u16, data: &[u8]| {
         ext.extend_from_slice(&kind.to_be_bytes());
@@ -41,6 +54,9 @@ pub fn client_hello_padded(
     extension(23, &[]); // extended master secret
     if padding > 0 {
         extension(21, &vec![0; padding]);
+    }
+    if let Some(ticket) = ticket {
+        extension(35, ticket);
     }
     if tls13 {
         extension(43, &[4, 3, 4, 3, 3]);
@@ -97,6 +113,29 @@ pub fn records(kind: u8, version: [u8; 2], payload: &[u8], size: usize) -> Vec<u
         records.extend_from_slice(chunk);
     }
     records
+}
+
+/// The handshake message types at the start of a server's reply, in order, from its
+/// handshake records up to the first record of another type.
+pub fn handshake_types(reply: &[u8]) -> Vec<u8> {
+    let mut messages = Vec::new();
+    let mut rest = reply;
+    while let [22, _, _, a, b, tail @ ..] = rest {
+        let len = usize::from(u16::from_be_bytes([*a, *b]));
+        let Some(payload) = tail.get(..len) else {
+            break;
+        };
+        messages.extend_from_slice(payload);
+        rest = &tail[len..];
+    }
+    let mut types = Vec::new();
+    let mut rest = &messages[..];
+    while let [kind, a, b, c, tail @ ..] = rest {
+        types.push(*kind);
+        let len = usize::from(*a) << 16 | usize::from(*b) << 8 | usize::from(*c);
+        rest = tail.get(len..).unwrap_or_default();
+    }
+    types
 }
 
 /// The cipher suites [`client_hello`] offers.

@@ -335,3 +335,22 @@ pub fn value(n: u8) -> Vec<u8> {
 pub fn long_ago() -> SystemTime {
     SystemTime::now() - Duration::from_secs(8 * 86_400)
 }
+
+/// Waits (up to 10 s) until every write `fleet` queued so far has been written to
+/// Redis, dropped or cancelled.
+#[cfg(feature = "redis")]
+pub async fn settle(fleet: &rustls_session_cache::fleet::Fleet) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = fleet.stats();
+        let done = s.writes_written + s.writes_dropped + s.writes_cancelled;
+        if done >= s.writes_queued && s.writes_pending == 0 {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "writes did not settle: {s:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}

@@ -95,21 +95,6 @@ impl Redis {
     }
 }
 
-/// Waits (up to 10 s) until every write `fleet` queued so far has been written to
-/// Redis, dropped or cancelled.
-pub async fn settle(fleet: &rustls_session_cache::fleet::Fleet) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = fleet.stats();
-        let done = s.writes_written + s.writes_dropped + s.writes_cancelled;
-        if done >= s.writes_queued && s.writes_pending == 0 {
-            return;
-        }
-        assert!(Instant::now() < deadline, "writes did not settle: {s:?}");
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-}
-
 impl Drop for Redis {
     fn drop(&mut self) {
         self.stop();
