@@ -205,7 +205,7 @@ pub(crate) struct Contexts {
 
 impl Contexts {
     /// The context named `name`, registered if new.
-    fn register(&self, name: &str) -> Result<(Context, Arc<str>), ConfigError> {
+    pub(crate) fn register(&self, name: &str) -> Result<(Context, Arc<str>), ConfigError> {
         if name.is_empty() || name.len() > MAX_CONTEXT_NAME {
             return Err(ConfigError::ContextName { len: name.len() });
         }

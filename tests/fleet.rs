@@ -628,7 +628,7 @@ async fn put_add_and_remove_match_the_cache_and_reach_redis() {
         !fleet.add_session(session),
         "identical: false, as SessionCache"
     );
-    let exists = format!("EXISTS rsc:{}", "05".repeat(32));
+    let exists = format!("EXISTS rsc::{}", "05".repeat(32));
     let deadline = Instant::now() + Duration::from_secs(10);
     while redis.command(&exists) != ":1\r\n" {
         assert!(Instant::now() < deadline, "add_session never reached Redis");
@@ -1339,7 +1339,7 @@ mod cluster {
         assert_eq!(kind(&client, &a).await, Full);
         a.settle().await;
         let newest = ids.lock().unwrap().last().cloned().unwrap();
-        let master = cluster.master_of(&format!("rsc:{}", hex_of(&newest)));
+        let master = cluster.master_of(&format!("rsc::{}", hex_of(&newest)));
         let replica = cluster.replica_of(master);
         let sleeper = std::thread::spawn(move || {
             super::common::redis::command_on(replica, "DEBUG SLEEP 0.6")
@@ -1359,7 +1359,7 @@ mod cluster {
         sleeper.join().unwrap();
         // Until the woken replica acknowledges its master's writes again: a write to
         // the ticket's slot, then WAIT on the same connection.
-        let probe = format!("{{rsc:{}}}probe", hex_of(&newest));
+        let probe = format!("{{rsc::{}}}probe", hex_of(&newest));
         cluster.wait_until(|_| {
             let client = redis::Client::open(format!("redis://127.0.0.1:{master}")).unwrap();
             let mut conn = client.get_connection().unwrap();
@@ -1410,7 +1410,7 @@ mod cluster {
         let Parsed::Complete(offer) = parse(hello) else {
             panic!("a whole hello")
         };
-        format!("rsc:{}", hex_of(&offer.identities[0]))
+        format!("rsc::{}", hex_of(&offer.identities[0]))
     }
 
     fn hex_of(bytes: &[u8]) -> String {

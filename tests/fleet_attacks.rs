@@ -558,7 +558,7 @@ async fn a_racing_set_mode_never_hands_out_an_unclaimed_ticket() {
     assert!(flips > 0, "the mode was flipping");
     assert_eq!(handed, 0, "take handed out an unclaimed ticket");
     assert!(cache.contains(&id), "still in L1");
-    let key = format!("rsc:{}", "ab".repeat(32));
+    let key = format!("rsc::{}", "ab".repeat(32));
     assert_eq!(redis_keys(&redis), [key], "still claimable in Redis, once");
 }
 
@@ -675,7 +675,7 @@ async fn known_limitation_a_tls12_session_id_offered_as_a_psk_identity_leaves_re
     a.settle().await;
     let keys = redis_keys(&redis);
     assert_eq!(keys.len(), 1, "{keys:?}");
-    let session_id = hex::decode(keys[0].strip_prefix("rsc:").unwrap()).unwrap();
+    let session_id = hex::decode(keys[0].strip_prefix("rsc::").unwrap()).unwrap();
     assert_eq!(connect(&victim, b.addr).await, Resumed, "b fetches it");
     // The attack, on c: a TLS 1.3 hello naming the session id as a ticket.
     let hostile = client_hello(

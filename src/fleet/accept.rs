@@ -20,6 +20,7 @@ use std::io;
 use std::sync::Arc;
 
 use rustls::server::Acceptor;
+use rustls::server::StoresServerSessions;
 use rustls::{ProtocolVersion, ServerConfig};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio_rustls::LazyConfigAcceptor;
@@ -27,6 +28,7 @@ use tokio_rustls::server::TlsStream;
 
 use super::Fleet;
 use super::claims::{self, Claims};
+use super::context::Scope;
 use super::fetch::Prepared;
 use super::tap::HelloTap;
 
@@ -62,18 +64,27 @@ use super::tap::HelloTap;
 #[derive(Clone)]
 pub struct FleetAcceptor {
     fleet: Arc<Fleet>,
+    /// The resumption context it claims and fetches in.
+    scope: Scope,
     config: Arc<ServerConfig>,
     tls13: bool,
 }
 
 impl FleetAcceptor {
-    pub(crate) fn new(fleet: Arc<Fleet>, config: Arc<ServerConfig>) -> Self {
-        let store: *const () = Arc::as_ptr(&config.session_storage).cast();
-        let config = if core::ptr::eq(store, Arc::as_ptr(&fleet).cast()) {
+    /// An acceptor in `scope`, whose config's session store becomes `storage` (the
+    /// fleet, or its view of that context).
+    pub(crate) fn new(
+        fleet: Arc<Fleet>,
+        scope: Scope,
+        storage: Arc<dyn StoresServerSessions>,
+        config: Arc<ServerConfig>,
+    ) -> Self {
+        let held: *const () = Arc::as_ptr(&config.session_storage).cast();
+        let config = if core::ptr::eq(held, Arc::as_ptr(&storage).cast()) {
             config
         } else {
             let mut config = Arc::unwrap_or_clone(config);
-            config.session_storage = fleet.clone();
+            config.session_storage = storage;
             Arc::new(config)
         };
         let tls13 = config
@@ -83,6 +94,7 @@ impl FleetAcceptor {
             .any(|suite| suite.version().version == ProtocolVersion::TLSv1_3);
         Self {
             fleet,
+            scope,
             config,
             tls13,
         }
@@ -150,13 +162,15 @@ impl FleetAcceptor {
             match fleet.read_offer(start.io.recorded(), &suites) {
                 Some(offer) => {
                     let ticketer = self.config.ticketer.enabled();
-                    fleet.claim_or_fetch(offer, self.tls13, ticketer).await
+                    fleet
+                        .claim_or_fetch(&self.scope, offer, self.tls13, ticketer)
+                        .await
                 }
-                None => (Claims::new(fleet.id), Prepared::default()),
+                None => (Claims::new(fleet.owner(&self.scope)), Prepared::default()),
             }
         } else {
             // Only the lookup callback resumes: nothing to fetch or claim.
-            (Claims::new(fleet.id), Prepared::default())
+            (Claims::new(fleet.owner(&self.scope)), Prepared::default())
         };
         start.io.hello_read(prepared);
         let config = self.config.clone();
@@ -176,6 +190,7 @@ impl core::fmt::Debug for FleetAcceptor {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.debug_struct("FleetAcceptor")
             .field("fleet", &self.fleet)
+            .field("context", &self.scope.name)
             .field("tls13", &self.tls13)
             .finish_non_exhaustive()
     }

@@ -147,7 +147,7 @@ impl FleetBuilder {
         }
     }
 
-    /// The prefix of every Redis key, `PREFIX:hex(id)`; default `rsc`. 1 to 64 printable
+    /// The prefix of every Redis key, `PREFIX:hex(context):hex(id)`; default `rsc`. 1 to 64 printable
     /// ASCII characters, no spaces and no braces (a cluster hash tag). Fleets that must not share sessions need different
     /// prefixes (or different keys).
     pub fn prefix(self, prefix: impl Into<String>) -> Self {

@@ -34,20 +34,24 @@ tokio::task_local! {
     static LENT: RefCell<Claims>;
 }
 
+/// Whose claims these are: a fleet's number, and its resumption context's.
+pub(crate) type Owner = (u64, u8);
+
 /// Tickets won for one connection, each redeemable once; and what rustls negotiated.
 #[derive(Debug, Default)]
 pub(crate) struct Claims {
-    /// Which fleet won them: a claim is redeemed only through the fleet that made it.
-    fleet: u64,
+    /// Which fleet, and which of its resumption contexts, won them: a claim is redeemed
+    /// only through the store it was won for.
+    owner: Owner,
     won: Vec<Session>,
     /// The TLS version rustls chose for the connection, once it has.
     version: Option<ProtocolVersion>,
 }
 
 impl Claims {
-    pub(crate) fn new(fleet: u64) -> Self {
+    pub(crate) fn new(owner: Owner) -> Self {
         Self {
-            fleet,
+            owner,
             ..Self::default()
         }
     }
@@ -74,24 +78,23 @@ pub(crate) fn negotiated(version: Option<ProtocolVersion>) {
     });
 }
 
-/// The version rustls negotiated for the handshake fleet `fleet` lent claims to on this
-/// task, if it is running one.
-pub(crate) fn version(fleet: u64) -> Option<ProtocolVersion> {
+/// The version rustls negotiated for the handshake `owner` lent claims to on this task,
+/// if it is running one.
+pub(crate) fn version(owner: Owner) -> Option<ProtocolVersion> {
     LENT.try_with(|lent| {
         let lent = lent.try_borrow().ok()?;
-        (lent.fleet == fleet).then_some(lent.version).flatten()
+        (lent.owner == owner).then_some(lent.version).flatten()
     })
     .ok()
     .flatten()
 }
 
-/// The ticket `id` of fleet `fleet`, if a claim for it is lent to the handshake running
-/// on this task and was not redeemed before. Removes the claim: one claim, one
-/// resumption.
-pub(crate) fn redeem(fleet: u64, id: &[u8]) -> Option<Session> {
+/// The ticket `id` of `owner`, if a claim for it is lent to the handshake running on
+/// this task and was not redeemed before. Removes the claim: one claim, one resumption.
+pub(crate) fn redeem(owner: Owner, id: &[u8]) -> Option<Session> {
     LENT.try_with(|lent| {
         let mut lent = lent.try_borrow_mut().ok()?;
-        if lent.fleet != fleet {
+        if lent.owner != owner {
             return None;
         }
         let index = lent.won.iter().position(|ticket| ticket.id() == id)?;
@@ -111,17 +114,22 @@ mod tests {
 
     #[tokio::test]
     async fn a_claim_is_redeemed_once_and_only_while_lent() {
-        assert!(redeem(1, &[1; 32]).is_none(), "nothing lent");
-        let mut claims = Claims::new(1);
+        assert!(redeem((1, 0), &[1; 32]).is_none(), "nothing lent");
+        let mut claims = Claims::new((1, 0));
         claims.won(ticket(1));
         claims.won(ticket(2));
         let (first, again, other_fleet, unknown, across_await) = lend(claims, async {
-            let first = redeem(1, &[1; 32]).map(|t| t.value().to_vec());
-            let again = redeem(1, &[1; 32]);
-            let other_fleet = redeem(2, &[2; 32]);
-            let unknown = redeem(1, &[3; 32]);
+            let first = redeem((1, 0), &[1; 32]).map(|t| t.value().to_vec());
+            let again = redeem((1, 0), &[1; 32]);
+            let other_fleet = redeem((2, 0), &[2; 32]);
+            let other_context = redeem((1, 1), &[2; 32]);
+            assert!(
+                other_context.is_none(),
+                "nor through another of its contexts"
+            );
+            let unknown = redeem((1, 0), &[3; 32]);
             tokio::task::yield_now().await; // a later poll: a second ClientHello, after HRR
-            let across_await = redeem(1, &[2; 32]).is_some();
+            let across_await = redeem((1, 0), &[2; 32]).is_some();
             (first, again, other_fleet, unknown, across_await)
         })
         .await;
@@ -133,16 +141,16 @@ mod tests {
         );
         assert!(unknown.is_none());
         assert!(across_await, "lent for the whole handshake");
-        assert!(redeem(1, &[2; 32]).is_none(), "nothing lent any more");
+        assert!(redeem((1, 0), &[2; 32]).is_none(), "nothing lent any more");
     }
 
     #[tokio::test]
     async fn claims_lent_to_one_task_are_not_seen_by_another() {
-        let mut claims = Claims::new(7);
+        let mut claims = Claims::new((7, 0));
         claims.won(ticket(9));
         let elsewhere = lend(claims, async {
-            let other = tokio::spawn(async { redeem(7, &[9; 32]).is_some() });
-            let thread = std::thread::spawn(|| redeem(7, &[9; 32]).is_some());
+            let other = tokio::spawn(async { redeem((7, 0), &[9; 32]).is_some() });
+            let thread = std::thread::spawn(|| redeem((7, 0), &[9; 32]).is_some());
             (other.await.unwrap(), thread.join().unwrap())
         })
         .await;
@@ -151,12 +159,12 @@ mod tests {
 
     #[tokio::test]
     async fn the_negotiated_version_is_seen_only_by_its_fleet() {
-        assert_eq!(version(3), None);
-        let seen = lend(Claims::new(3), async {
+        assert_eq!(version((3, 0)), None);
+        let seen = lend(Claims::new((3, 0)), async {
             negotiated(Some(ProtocolVersion::TLSv1_3));
-            (version(3), version(4))
+            (version((3, 0)), version((4, 0)), version((3, 1)))
         })
         .await;
-        assert_eq!(seen, (Some(ProtocolVersion::TLSv1_3), None));
+        assert_eq!(seen, (Some(ProtocolVersion::TLSv1_3), None, None));
     }
 }

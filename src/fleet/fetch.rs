@@ -18,9 +18,10 @@ use tokio::time::{Instant, timeout_at};
 use super::Fleet;
 use super::claims::Claims;
 use super::client_hello::{Parsed, ResumptionOffer, parse};
+use super::context::Scope;
 use super::store::{Read, Reply};
 use super::write_behind::Pending;
-use crate::session::{Context, Id, Session};
+use crate::session::{Id, Session};
 use crate::stats::{add, bump};
 
 /// The longest identity claimed; longer ones are shed. rustls's tickets are 32 bytes.
@@ -97,11 +98,13 @@ impl Fleet {
     /// to fetch).
     pub(crate) async fn claim_or_fetch(
         &self,
+        scope: &Scope,
         offer: ResumptionOffer,
         tls13: bool,
         ticketer: bool,
     ) -> (Claims, Prepared) {
-        let mut claims = Claims::new(self.id);
+        let mut claims = Claims::new(self.owner(scope));
+        let context = scope.name.as_deref();
         let mut report = Prepared {
             followed: true,
             ..Prepared::default()
@@ -114,9 +117,9 @@ impl Fleet {
         if let Some(id) = offer.session_id
             && !will_be_tls13
             && !(ticketer && offer.offers_ticket)
-            && !self.l1.contains(&id)
+            && !self.l1.contains_in(scope.context, &id)
         {
-            reads.push(Read::Get(self.store.key(&id)));
+            reads.push(Read::Get(self.store.key(context, &id)));
             asked.push(Asked::Session(id));
         }
         // Tickets whose write is being sent: their `GETDEL` waits for it to land.
@@ -133,7 +136,7 @@ impl Fleet {
                 report.shed += 1;
                 continue;
             }
-            let l1_key = Id::new(Context::default(), &identity);
+            let l1_key = Id::new(scope.context, &identity);
             let pending = self.writes.cancel(l1_key.key());
             if pending.cancelled.is_some() {
                 bump(&self.counters.writes_cancelled);
@@ -156,7 +159,7 @@ impl Fleet {
                     if sending {
                         in_flight.push(l1_key);
                     }
-                    reads.push(Read::GetDel(self.store.key(&identity)));
+                    reads.push(Read::GetDel(self.store.key(context, &identity)));
                     asked.push(Asked::Ticket(identity));
                 }
             }
@@ -194,7 +197,7 @@ impl Fleet {
             match (asked, reply) {
                 (_, Reply::Failed) => {}
                 (Asked::Session(id), reply) => {
-                    if let Some(session) = self.open(&id, reply) {
+                    if let Some(session) = self.open(scope, &id, reply) {
                         self.l1.insert(session, false);
                         report.fetched += 1;
                     }
@@ -202,7 +205,7 @@ impl Fleet {
                 (Asked::Ticket(id), reply) => {
                     match reply {
                         Reply::Found(sealed) => {
-                            if let Some(ticket) = self.open(&id, Reply::Found(sealed)) {
+                            if let Some(ticket) = self.open(scope, &id, Reply::Found(sealed)) {
                                 bump(&self.counters.claims_won);
                                 report.claimed += 1;
                                 claims.won(ticket);
@@ -222,15 +225,17 @@ impl Fleet {
         (claims, report)
     }
 
-    /// Opens a sealed session fetched for `id`. `None`, counted, if nothing was found,
-    /// it does not authenticate, or it has expired.
-    fn open(&self, id: &[u8], reply: Reply) -> Option<Session> {
+    /// Opens a sealed session fetched for `id` in `scope`. `None`, counted, if nothing
+    /// was found, it does not authenticate (another key, or another context's), or it
+    /// has expired.
+    fn open(&self, scope: &Scope, id: &[u8], reply: Reply) -> Option<Session> {
         let counters = &self.counters;
         let Reply::Found(sealed) = reply else {
             bump(&counters.l2_misses);
             return None;
         };
-        let Some(session) = self.keys.open(&self.store.key(id), id, &sealed) else {
+        let redis_key = self.store.key(scope.name.as_deref(), id);
+        let Some(mut session) = self.keys.open(&redis_key, id, &sealed) else {
             bump(&counters.decrypt_failures);
             bump(&counters.l2_misses);
             tracing::debug!("a session from Redis failed to authenticate; treated as a miss");
@@ -241,6 +246,8 @@ impl Fleet {
             return None;
         }
         bump(&counters.l2_hits);
+        session.id.set_context(scope.context);
+        session.context = scope.name.clone();
         Some(session)
     }
 

@@ -124,6 +124,7 @@ mod claims;
 #[doc(hidden)]
 pub mod client_hello;
 mod codec;
+mod context;
 mod fetch;
 mod stats;
 mod store;
@@ -141,19 +142,23 @@ use tokio::sync::Semaphore;
 
 pub use self::accept::FleetAcceptor;
 pub use self::builder::{DEFAULT_FETCH_DEADLINE, DEFAULT_HELLO_TIMEOUT, FleetBuilder, FleetError};
+use self::claims::Owner;
 pub use self::codec::{FleetKeys, KeyFileError};
+pub use self::context::FleetContext;
+use self::context::Scope;
 pub use self::fetch::Prepared;
 use self::stats::Counters;
 pub use self::stats::FleetStats;
 use self::store::Store;
 pub use self::tap::HelloTap;
 pub use self::tickets::{
-    DEFAULT_MAX_SKEW, DEFAULT_ROTATION, FleetTicketer, FleetTicketerBuilder, TicketStats,
+    ContextTicketer, DEFAULT_MAX_SKEW, DEFAULT_ROTATION, FleetTicketer, FleetTicketerBuilder,
+    TicketStats,
 };
 use self::write_behind::WriteQueue;
 use crate::CacheMode;
 use crate::cache::{SessionCache, Stored};
-use crate::session::{Context, Id, Session};
+use crate::session::{Id, Session};
 use crate::stats::bump;
 
 /// How long [`Fleet::remove_session`] waits for Redis.
@@ -190,7 +195,7 @@ impl Fleet {
     /// An acceptor for connections served with `config`, whose session store it makes
     /// this fleet (on a copy of `config`, if its store is another).
     pub fn acceptor(self: &Arc<Self>, config: Arc<ServerConfig>) -> FleetAcceptor {
-        FleetAcceptor::new(self.clone(), config)
+        FleetAcceptor::new(self.clone(), Scope::default(), self.clone(), config)
     }
 
     /// The local cache.
@@ -201,8 +206,44 @@ impl Fleet {
     /// Adds a session the application holds, to L1 (with
     /// [`SessionCache::add_session`]'s rules and return value) and, unless L1 refused it
     /// as oversized, to Redis, through the write-behind queue. This is how sessions
-    /// reach the fleet under `NO_INTERNAL_STORE`.
+    /// reach the fleet under `NO_INTERNAL_STORE`. The session goes into the resumption
+    /// context it names ([`Session::context`]).
     pub fn add_session(&self, session: Session) -> bool {
+        match self.scope_of(session.context()) {
+            Some(scope) => self.add_session_in(&scope, session),
+            None => false,
+        }
+    }
+
+    /// Removes the session with this id, in the default context, everywhere: from L1,
+    /// from the write queue, and from Redis (after any write of it being sent has
+    /// landed). Returns whether it was found in any of them.
+    ///
+    /// # Errors
+    ///
+    /// [`FleetError::Redis`] or [`FleetError::Timeout`] (after 2 s) if Redis could not be
+    /// asked; the session is gone from L1 and the queue all the same.
+    pub async fn remove_session(&self, id: &[u8]) -> Result<bool, FleetError> {
+        self.remove_session_in(&Scope::default(), id).await
+    }
+
+    /// A snapshot of both tiers' statistics.
+    pub fn stats(&self) -> FleetStats {
+        self.counters.snapshot(self.l1.stats(), self.writes.len())
+    }
+
+    /// The scope of the context `name` names, registered in L1 if new.
+    fn scope_of(&self, name: Option<&str>) -> Option<Scope> {
+        let context = self.l1.contexts.of(name)?;
+        Some(Scope {
+            context,
+            name: self.l1.contexts.name(context),
+        })
+    }
+
+    pub(crate) fn add_session_in(&self, scope: &Scope, mut session: Session) -> bool {
+        session.id.set_context(scope.context);
+        session.context = scope.name.clone();
         let update_time = self.l1.mode().updates_time();
         let session = match update_time {
             true => session.restamped(self.l1.clock.now_nanos()),
@@ -216,17 +257,13 @@ impl Fleet {
         stored == Stored::Changed
     }
 
-    /// Removes the session with this id everywhere: from L1, from the write queue, and
-    /// from Redis (after any write of it being sent has landed). Returns whether it was
-    /// found in any of them.
-    ///
-    /// # Errors
-    ///
-    /// [`FleetError::Redis`] or [`FleetError::Timeout`] (after 2 s) if Redis could not be
-    /// asked; the session is gone from L1 and the queue all the same.
-    pub async fn remove_session(&self, id: &[u8]) -> Result<bool, FleetError> {
-        let in_l1 = self.l1.remove_session(id);
-        let l1_key = Id::new(Context::default(), id);
+    pub(crate) async fn remove_session_in(
+        &self,
+        scope: &Scope,
+        id: &[u8],
+    ) -> Result<bool, FleetError> {
+        let in_l1 = self.l1.remove_session_in(scope.context, id);
+        let l1_key = Id::new(scope.context, id);
         let pending = self.writes.cancel(l1_key.key());
         if pending.sending {
             let landed = tokio::time::timeout(REMOVE_TIMEOUT, self.writes.landed(l1_key.key()));
@@ -236,17 +273,12 @@ impl Fleet {
         if queued {
             bump(&self.counters.writes_cancelled);
         }
-        let key = self.store.key(id);
+        let key = self.store.key(scope.name.as_deref(), id);
         let in_redis = tokio::time::timeout(REMOVE_TIMEOUT, self.store.delete(&key))
             .await
             .map_err(|_| FleetError::Timeout)?
             .map_err(FleetError::redis)?;
         Ok(in_l1 || queued || in_redis)
-    }
-
-    /// A snapshot of both tiers' statistics.
-    pub fn stats(&self) -> FleetStats {
-        self.counters.snapshot(self.l1.stats(), self.writes.len())
     }
 
     /// Queues `session` for Redis; counts a full queue as a dropped write. Whether it
@@ -259,29 +291,23 @@ impl Fleet {
         });
         queued
     }
-}
 
-impl StoresServerSessions for Fleet {
-    /// As [`SessionCache`]'s `put`, with the same return value, and the session stored
-    /// is queued for Redis too. Under `NO_INTERNAL_STORE` nothing is queued: the
-    /// application admits sessions with [`Fleet::add_session`].
-    ///
-    /// A TLS 1.3 ticket issued on a connection the acceptor took skips L1: it can resume
-    /// only through a claim, which comes from the write queue or Redis, so a copy in L1
-    /// would only take room from TLS 1.2 sessions. It counts as stored once queued (or
-    /// taken by `on_new_session`); when the queue is full, `put` returns `false` and
-    /// rustls issues no ticket that could never resume.
-    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+    /// `put` into `scope`: see [`Fleet`]'s `put`.
+    pub(crate) fn put_in(&self, scope: &Scope, key: Vec<u8>, value: Vec<u8>) -> bool {
         let mode = self.l1.mode();
         if !(mode.caches_new_sessions() && mode.stores_internally()) {
-            return self.l1.put(key, value);
+            return self
+                .l1
+                .put_in(scope.context, scope.name.as_ref(), key, value);
         }
         let now = self.l1.clock.now_nanos();
-        let session = Session::created_at_nanos(key, value, now);
+        let mut session = Session::created_at_nanos(key, value, now);
+        session.id.set_context(scope.context);
+        session.context = scope.name.clone();
         if session.len() > self.l1.max_session_size() {
             return self.l1.put_session(session, mode, now); // refused, counted
         }
-        if claims::version(self.id) == Some(ProtocolVersion::TLSv1_3) {
+        if claims::version(self.owner(scope)) == Some(ProtocolVersion::TLSv1_3) {
             let handed =
                 self.l1
                     .put_session(session.clone(), mode | CacheMode::NO_INTERNAL_STORE, now);
@@ -296,6 +322,41 @@ impl StoresServerSessions for Fleet {
         stored
     }
 
+    /// `take` in `scope`: see [`Fleet`]'s `take`.
+    pub(crate) fn take_in(&self, scope: &Scope, key: &[u8]) -> Option<Vec<u8>> {
+        // One read of the mode: a `set_mode` racing this call cannot send it to L1.
+        if !self.l1.mode().looks_up_internally() {
+            return self.l1.take_from_callback(scope.context, key);
+        }
+        match claims::redeem(self.owner(scope), key) {
+            Some(mut ticket) => {
+                bump(&self.counters.claims_redeemed);
+                Some(ticket.take_value())
+            }
+            None => self.l1.take_from_callback(scope.context, key),
+        }
+    }
+
+    /// Whose claims a handshake in `scope` redeems.
+    pub(crate) fn owner(&self, scope: &Scope) -> Owner {
+        (self.id, scope.context.0)
+    }
+}
+
+impl StoresServerSessions for Fleet {
+    /// As [`SessionCache`]'s `put`, with the same return value, and the session stored
+    /// is queued for Redis too. Under `NO_INTERNAL_STORE` nothing is queued: the
+    /// application admits sessions with [`Fleet::add_session`].
+    ///
+    /// A TLS 1.3 ticket issued on a connection the acceptor took skips L1: it can resume
+    /// only through a claim, which comes from the write queue or Redis, so a copy in L1
+    /// would only take room from TLS 1.2 sessions. It counts as stored once queued (or
+    /// taken by `on_new_session`); when the queue is full, `put` returns `false` and
+    /// rustls issues no ticket that could never resume.
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        self.put_in(&Scope::default(), key, value)
+    }
+
     /// TLS 1.2 resumption: from L1, where the acceptor put what Redis had.
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
         self.l1.get(key)
@@ -305,17 +366,7 @@ impl StoresServerSessions for Fleet {
     /// Never from L1 or Redis directly; without a claim, only the lookup callback is
     /// asked. Under `NO_INTERNAL_LOOKUP`, as [`SessionCache`]: the callback alone.
     fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
-        // One read of the mode: a `set_mode` racing this call cannot send it to L1.
-        if !self.l1.mode().looks_up_internally() {
-            return self.l1.take_from_callback(Context::default(), key);
-        }
-        match claims::redeem(self.id, key) {
-            Some(mut ticket) => {
-                bump(&self.counters.claims_redeemed);
-                Some(ticket.take_value())
-            }
-            None => self.l1.take_from_callback(Context::default(), key),
-        }
+        self.take_in(&Scope::default(), key)
     }
 
     fn can_cache(&self) -> bool {

@@ -1,5 +1,6 @@
 //! Where the fleet's sessions live: Redis, a single node or a Redis Cluster, reached
-//! through a few batched commands; how sessions are named there (`PREFIX:hex(id)`). The
+//! through a few batched commands; how sessions are named there
+//! (`PREFIX:hex(context):hex(id)`). The
 //! only place that talks to Redis.
 //!
 //! - reads: `GET` (a TLS 1.2 session, which stays) and `GETDEL` (a TLS 1.3 claim);
@@ -180,19 +181,24 @@ impl Store {
         })
     }
 
-    /// The Redis key for a session id: `prefix:hex(id)`. Hex has no `:`, so no two
-    /// prefixes can name the same key.
-    pub(crate) fn key(&self, id: &[u8]) -> Vec<u8> {
-        let mut key = Vec::with_capacity(self.prefix.len() + 1 + 2 * id.len());
+    /// The Redis key for a session id in a resumption context (`None`: the default
+    /// one): `prefix:hex(context):hex(id)`. Hex has no `:`, so read from the right a key
+    /// names one id, one context and one prefix: no two of any of them share a key, a
+    /// context name that is a prefix of another's included.
+    pub(crate) fn key(&self, context: Option<&str>, id: &[u8]) -> Vec<u8> {
+        let context = context.unwrap_or_default().as_bytes();
+        let mut key = Vec::with_capacity(self.prefix.len() + 2 + 2 * context.len() + 2 * id.len());
         key.extend_from_slice(self.prefix.as_bytes());
+        key.push(b':');
+        key.extend_from_slice(hex::encode(context).as_bytes());
         key.push(b':');
         key.extend_from_slice(hex::encode(id).as_bytes());
         key
     }
 
     /// The Redis key for the ticket key of `epoch` under a rotation period of
-    /// `period_ms`: `prefix:ticket-key:PERIOD:EPOCH`. Session keys are hex after the
-    /// prefix, so the two never meet; fleets with other periods have other names.
+    /// `period_ms`: `prefix:ticket-key:PERIOD:EPOCH`. Session keys are hex (or empty)
+    /// after the prefix, so the two never meet; fleets with other periods have other names.
     pub(crate) fn ticket_key(&self, period_ms: u64, epoch: u64) -> Vec<u8> {
         format!("{}:ticket-key:{period_ms}:{epoch}", self.prefix).into_bytes()
     }

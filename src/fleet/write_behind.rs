@@ -228,7 +228,8 @@ impl Writer {
                 add(&counters.writes_dropped, 1);
                 continue;
             };
-            let key = store.key(session.id());
+            let context = self.l1.contexts.name(session.id.context());
+            let key = store.key(context.as_deref(), session.id());
             let sealed = self
                 .keys
                 .seal(&key, session, stamp.timeout_or(cache_timeout));

@@ -2,7 +2,10 @@
 //!
 //! A ticket is `key id (16) ‖ nonce (12) ‖ ciphertext ‖ tag (16)`: the session rustls
 //! hands to `encrypt`, sealed with AES-256-GCM under the ticket key the id names, with
-//! `"rsc-ticket-v1" ‖ key id` as associated data, so the id is authenticated too. 44
+//! `"rsc-ticket-v1" ‖ key id ‖ context name` as associated data, so the id is
+//! authenticated too, and a ticket made for one resumption context opens in no other
+//! (the context is bound to the ticket rather than a key derived per context: the same
+//! separation, with one key per epoch to hold and publish). 44
 //! bytes on top of the session (83 bytes for a typical one).
 //!
 //! - **Key ids** are 16 random bytes, drawn with the key: they name a key, not an epoch,
@@ -112,8 +115,9 @@ impl TicketKey {
         }
     }
 
-    /// `plain` sealed into a ticket; `None` if the ticket would be too long.
-    pub(crate) fn seal(&self, plain: &[u8]) -> Option<Vec<u8>> {
+    /// `plain` sealed into a ticket for resumption context `context`; `None` if the
+    /// ticket would be too long.
+    pub(crate) fn seal(&self, plain: &[u8], context: &[u8]) -> Option<Vec<u8>> {
         if plain.len() > MAX_TICKET - OVERHEAD {
             return None;
         }
@@ -124,20 +128,21 @@ impl TicketKey {
         ticket.extend_from_slice(plain);
         let tag = self
             .cipher
-            .encrypt_in_place_detached(&nonce, &aad(&self.id), &mut ticket[HEADER_LEN..])
+            .encrypt_in_place_detached(&nonce, &aad(&self.id, context), &mut ticket[HEADER_LEN..])
             .ok()?;
         ticket.extend_from_slice(&tag);
         Some(ticket)
     }
 
-    /// The session in `ticket`, which [`split`] found to be this key's.
-    pub(crate) fn open(&self, ticket: Parts<'_>) -> Result<Vec<u8>, Refused> {
+    /// The session in `ticket`, which [`split`] found to be this key's, made for
+    /// resumption context `context`.
+    pub(crate) fn open(&self, ticket: Parts<'_>, context: &[u8]) -> Result<Vec<u8>, Refused> {
         let mut plain = ticket.ciphertext.to_vec();
         self.cipher
             .decrypt_in_place_detached(
                 Nonce::from_slice(ticket.nonce),
                 // The id the ticket names (which the ring matched to this key's).
-                &aad(ticket.key_id),
+                &aad(ticket.key_id, context),
                 &mut plain,
                 Tag::from_slice(ticket.tag),
             )
@@ -177,30 +182,73 @@ pub(crate) fn same_id(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-fn aad(id: &KeyId) -> [u8; AAD_LABEL.len() + KEY_ID_LEN] {
-    let mut aad = [0; AAD_LABEL.len() + KEY_ID_LEN];
-    aad[..AAD_LABEL.len()].copy_from_slice(AAD_LABEL);
-    aad[AAD_LABEL.len()..].copy_from_slice(id);
+/// The associated data: the label, the key id, then the resumption context's name
+/// (empty for the default context). The first two have fixed lengths, so the name is
+/// the rest: tickets of one context fail to open in any other.
+fn aad(id: &KeyId, context: &[u8]) -> Aad {
+    let mut aad = Aad {
+        bytes: [0; AAD_MAX],
+        len: 0,
+    };
+    for part in [AAD_LABEL, &id[..], context] {
+        // Context names are at most `MAX_CONTEXT_NAME` bytes: it all fits.
+        let end = (aad.len + part.len()).min(AAD_MAX);
+        aad.bytes[aad.len..end].copy_from_slice(&part[..end - aad.len]);
+        aad.len = end;
+    }
     aad
+}
+
+/// The longest associated data: the label, a key id, and the longest context name.
+const AAD_MAX: usize = AAD_LABEL.len() + KEY_ID_LEN + crate::MAX_CONTEXT_NAME;
+
+/// Associated data, built on the stack (the handshake path allocates nothing for it).
+struct Aad {
+    bytes: [u8; AAD_MAX],
+    len: usize,
+}
+
+impl core::ops::Deref for Aad {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_ticket_opens_only_in_the_context_it_was_made_for() {
+        let key = TicketKey::generate(1, Origin::Fleet);
+        let ticket = key.seal(b"session value", b"a").unwrap();
+        let open_in = |context: &[u8]| key.open(split(&ticket).unwrap(), context);
+        assert_eq!(open_in(b"a").unwrap(), b"session value");
+        for other in [&b""[..], b"ab", b"b", b"A"] {
+            assert_eq!(open_in(other), Err(Refused::BadTag), "{other:?}");
+        }
+        let default = key.seal(b"session value", b"").unwrap();
+        assert_eq!(
+            key.open(split(&default).unwrap(), b"a"),
+            Err(Refused::BadTag)
+        );
+    }
+
     fn open(key: &TicketKey, ticket: &[u8]) -> Result<Vec<u8>, Refused> {
-        key.open(split(ticket)?)
+        key.open(split(ticket)?, b"")
     }
 
     #[test]
     fn a_ticket_is_the_id_a_nonce_the_ciphertext_and_a_tag() {
         let key = TicketKey::generate(7, Origin::Fleet);
-        let ticket = key.seal(b"session value").unwrap();
+        let ticket = key.seal(b"session value", b"").unwrap();
         assert_eq!(ticket.len(), OVERHEAD + 13);
         assert_eq!(&ticket[..KEY_ID_LEN], &key.id);
         assert!(!ticket.windows(7).any(|w| w == b"session"));
         assert_eq!(open(&key, &ticket).unwrap(), b"session value");
-        let again = key.seal(b"session value").unwrap();
+        let again = key.seal(b"session value", b"").unwrap();
         assert_ne!(
             ticket[KEY_ID_LEN..HEADER_LEN],
             again[KEY_ID_LEN..HEADER_LEN]
@@ -210,7 +258,7 @@ mod tests {
     #[test]
     fn every_flipped_bit_and_every_other_key_fails_the_tag() {
         let key = TicketKey::generate(7, Origin::Fleet);
-        let ticket = key.seal(b"session value").unwrap();
+        let ticket = key.seal(b"session value", b"").unwrap();
         for i in 0..ticket.len() {
             let mut bad = ticket.clone();
             bad[i] ^= 0x80;
@@ -233,8 +281,8 @@ mod tests {
         }
         assert!(split(&[0; OVERHEAD]).is_ok(), "an empty session");
         let key = TicketKey::generate(1, Origin::Local);
-        assert!(key.seal(&vec![0; MAX_TICKET - OVERHEAD]).is_some());
-        assert!(key.seal(&vec![0; MAX_TICKET - OVERHEAD + 1]).is_none());
+        assert!(key.seal(&vec![0; MAX_TICKET - OVERHEAD], b"").is_some());
+        assert!(key.seal(&vec![0; MAX_TICKET - OVERHEAD + 1], b"").is_none());
     }
 
     #[test]
@@ -244,7 +292,7 @@ mod tests {
         let (key, material) = TicketKey::generate_with_material(3, Origin::Fleet);
         let copy = TicketKey::from_material(3, Origin::Fleet, &material[..]).unwrap();
         assert_eq!(copy.id, key.id);
-        let ticket = key.seal(b"x").unwrap();
+        let ticket = key.seal(b"x", b"").unwrap();
         assert_eq!(open(&copy, &ticket).unwrap(), b"x");
         assert!(same_id(&key.id, &copy.id));
         assert!(!same_id(&key.id, &key.id[..15]));

@@ -24,6 +24,7 @@ use self::format::split;
 use self::ring::{Ring, Sealed};
 use self::stats::Counters;
 pub use self::stats::TicketStats;
+use crate::error::ConfigError;
 use crate::stats::bump;
 
 /// Stateless TLS tickets that resume on every server of a fleet, under ticket keys that
@@ -280,7 +281,40 @@ impl ProducesTickets for FleetTicketer {
     /// Seals `plain` under the key that encrypts now; `None` (counted) if none can, or
     /// `plain` is too large for a ticket.
     fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
-        match self.shared.ring.seal(plain, self.shared.now()) {
+        self.encrypt_in(b"", plain)
+    }
+
+    /// Opens a ticket with the ring's key of its id, if that key decrypts now; `None`
+    /// for anything else, counted by cause.
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.decrypt_in(b"", cipher)
+    }
+}
+
+impl FleetTicketer {
+    /// A ticketer for the resumption context `name`, sharing this one's keys: its
+    /// tickets name the context in their associated data, so they open only through a
+    /// ticketer of the same context (on any server of the fleet), and the default
+    /// context's (this ticketer's own) open in none of them. Give each `ServerConfig`
+    /// whose security requirements differ its own, as with
+    /// [`SessionCache::context`](crate::SessionCache::context).
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ContextName`] for an empty name or one longer than
+    /// [`MAX_CONTEXT_NAME`](crate::MAX_CONTEXT_NAME) bytes.
+    pub fn context(self: &Arc<Self>, name: &str) -> Result<Arc<ContextTicketer>, ConfigError> {
+        if name.is_empty() || name.len() > crate::MAX_CONTEXT_NAME {
+            return Err(ConfigError::ContextName { len: name.len() });
+        }
+        Ok(Arc::new(ContextTicketer {
+            ticketer: self.clone(),
+            name: Arc::from(name),
+        }))
+    }
+
+    fn encrypt_in(&self, context: &[u8], plain: &[u8]) -> Option<Vec<u8>> {
+        match self.shared.ring.seal(plain, context, self.shared.now()) {
             Some(Sealed { ticket, lifetime }) => {
                 ISSUED.set(Some((self.tag(), lifetime)));
                 bump(&self.shared.counters.encrypted);
@@ -294,11 +328,9 @@ impl ProducesTickets for FleetTicketer {
         }
     }
 
-    /// Opens a ticket with the ring's key of its id, if that key decrypts now; `None`
-    /// for anything else, counted by cause.
-    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+    fn decrypt_in(&self, context: &[u8], cipher: &[u8]) -> Option<Vec<u8>> {
         let now = self.shared.now();
-        match split(cipher).and_then(|ticket| self.shared.ring.open(ticket, now)) {
+        match split(cipher).and_then(|ticket| self.shared.ring.open(ticket, context, now)) {
             Ok(plain) => {
                 bump(&self.shared.counters.decrypted);
                 Some(plain)
@@ -308,6 +340,46 @@ impl ProducesTickets for FleetTicketer {
                 None
             }
         }
+    }
+}
+
+/// A [`FleetTicketer`] for one resumption context: see [`FleetTicketer::context`].
+pub struct ContextTicketer {
+    ticketer: Arc<FleetTicketer>,
+    name: Arc<str>,
+}
+
+impl ContextTicketer {
+    /// The context's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl ProducesTickets for ContextTicketer {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.ticketer.lifetime()
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.ticketer.encrypt_in(self.name.as_bytes(), plain)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.ticketer.decrypt_in(self.name.as_bytes(), cipher)
+    }
+}
+
+impl fmt::Debug for ContextTicketer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ContextTicketer")
+            .field("name", &self.name)
+            .field("ticketer", &self.ticketer)
+            .finish()
     }
 }
 

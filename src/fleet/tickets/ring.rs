@@ -44,11 +44,11 @@ impl Ring {
 
     /// `plain` sealed under the key that encrypts at `now`, and the lifetime to tell the
     /// client; `None` if no key may encrypt, or `plain` is too long for a ticket.
-    pub(crate) fn seal(&self, plain: &[u8], now: u64) -> Option<Sealed> {
+    pub(crate) fn seal(&self, plain: &[u8], context: &[u8], now: u64) -> Option<Sealed> {
         let keys = self.keys.read();
         let key = self.encrypting(&keys, now)?;
         Some(Sealed {
-            ticket: key.seal(plain)?,
+            ticket: key.seal(plain, context)?,
             lifetime: self.schedule.lifetime_secs(key.epoch, now),
         })
     }
@@ -62,12 +62,17 @@ impl Ring {
 
     /// The session in `ticket`, if a key that decrypts at `now` has its id and
     /// authenticates it.
-    pub(crate) fn open(&self, ticket: Parts<'_>, now: u64) -> Result<Vec<u8>, Refused> {
+    pub(crate) fn open(
+        &self,
+        ticket: Parts<'_>,
+        context: &[u8],
+        now: u64,
+    ) -> Result<Vec<u8>, Refused> {
         let keys = self.keys.read();
         keys.iter()
             .find(|key| same_id(&key.id, ticket.key_id) && self.schedule.decrypts(key.epoch, now))
             .ok_or(Refused::UnknownKey)?
-            .open(ticket)
+            .open(ticket, context)
     }
 
     /// Adds `key`, unless the ring holds one with its id, or a fleet key for its epoch
@@ -170,25 +175,26 @@ mod tests {
         );
         let (id5, id6) = (e5.id, e6.id);
         assert!(ring.insert(e5) && ring.insert(e6));
-        let sealed = ring.seal(b"s", 55_000).unwrap();
+        let sealed = ring.seal(b"s", b"", 55_000).unwrap();
         assert_eq!(key_id_of(&sealed.ticket), id5);
         assert_eq!(sealed.lifetime, 12, "60 + 8 - 1 - 55 s");
         // A server 1 s ahead already seals with epoch 6's key; it opens here.
-        let ahead = ring.seal(b"s", 60_000).unwrap();
+        let ahead = ring.seal(b"s", b"", 60_000).unwrap();
         assert_eq!(key_id_of(&ahead.ticket), id6);
         assert_eq!(
-            ring.open(split(&ahead.ticket).unwrap(), 59_000).unwrap(),
+            ring.open(split(&ahead.ticket).unwrap(), b"", 59_000)
+                .unwrap(),
             b"s"
         );
         assert_eq!(
-            ring.open(split(&ahead.ticket).unwrap(), 58_999),
+            ring.open(split(&ahead.ticket).unwrap(), b"", 58_999),
             Err(Refused::UnknownKey),
             "more than the skew early"
         );
         // Epoch 5's ticket opens until 68 s, then its key is gone.
         let old = split(&sealed.ticket).unwrap();
-        assert_eq!(ring.open(old, 67_999).unwrap(), b"s");
-        assert_eq!(ring.open(old, 68_000), Err(Refused::UnknownKey));
+        assert_eq!(ring.open(old, b"", 67_999).unwrap(), b"s");
+        assert_eq!(ring.open(old, b"", 68_000), Err(Refused::UnknownKey));
         ring.erase_expired(68_000);
         assert_eq!(ring.held(), Held { fleet: 1, local: 0 });
     }
@@ -203,12 +209,12 @@ mod tests {
         let id6 = local6.id;
         ring.insert(local6);
         // In epoch 6, with no fleet key for it: epoch 5's goes on for W/2 = 4 s.
-        let stretched = ring.seal(b"s", 63_999).unwrap();
+        let stretched = ring.seal(b"s", b"", 63_999).unwrap();
         assert_eq!(key_id_of(&stretched.ticket), id5);
         assert_eq!(stretched.lifetime, 3, "68 - 1 - 63.999 s");
         assert!(ring.fleet_encrypts(63_999));
         assert_eq!(ring.next_change(61_000), Some(64_000), "the stretch's end");
-        let local = ring.seal(b"s", 64_000).unwrap();
+        let local = ring.seal(b"s", b"", 64_000).unwrap();
         assert_eq!(key_id_of(&local.ticket), id6);
         assert!(!ring.fleet_encrypts(64_000));
         // The fleet's key for epoch 6 arrives: it takes over from the local one, which
@@ -217,11 +223,12 @@ mod tests {
         let fleet_id = fleet6.id;
         assert!(ring.insert(fleet6));
         assert_eq!(
-            key_id_of(&ring.seal(b"s", 64_001).unwrap().ticket),
+            key_id_of(&ring.seal(b"s", b"", 64_001).unwrap().ticket),
             fleet_id
         );
         assert_eq!(
-            ring.open(split(&local.ticket).unwrap(), 64_001).unwrap(),
+            ring.open(split(&local.ticket).unwrap(), b"", 64_001)
+                .unwrap(),
             b"s"
         );
         assert_eq!(ring.held(), Held { fleet: 2, local: 1 });
@@ -230,13 +237,13 @@ mod tests {
     #[test]
     fn an_empty_or_expired_ring_seals_nothing_and_a_second_fleet_key_is_refused() {
         let ring = ring();
-        assert!(ring.seal(b"s", 1).is_none());
+        assert!(ring.seal(b"s", b"", 1).is_none());
         assert_eq!(ring.lifetime(1), 0);
         assert_eq!(ring.next_change(1), None);
         ring.insert(TicketKey::generate(0, Origin::Fleet));
         assert!(!ring.insert(TicketKey::generate(0, Origin::Fleet)));
         assert!(ring.holds(0, Origin::Fleet) && !ring.holds(0, Origin::Local));
         assert_eq!(ring.lifetime(0), 17);
-        assert!(ring.seal(b"s", 14_000).is_none(), "past its stretch");
+        assert!(ring.seal(b"s", b"", 14_000).is_none(), "past its stretch");
     }
 }

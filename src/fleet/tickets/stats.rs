@@ -45,8 +45,8 @@ pub struct TicketStats {
     /// Tickets refused because no key in the ring has their id: unknown, already erased,
     /// or not yet in force.
     pub decrypt_unknown_key: u64,
-    /// Tickets whose key is known and whose tag does not verify: tampered with, or
-    /// forged.
+    /// Tickets whose key is known and whose tag does not verify: tampered with, forged,
+    /// or made for another resumption context.
     pub decrypt_bad_tag: u64,
     /// Times the ring could not be brought in step with Redis (errors, or no answer in
     /// time).
