@@ -81,10 +81,7 @@ impl FleetKeys {
             })
             .collect();
         if keys.is_empty() {
-            return Err(KeyFileError {
-                line: 0,
-                reason: "no key found: expected one key per line, 64 hex digits, newest first",
-            });
+            return Err(KeyFileError::NoKey);
         }
         Ok(Self { keys })
     }
@@ -105,17 +102,14 @@ impl FleetKeys {
                 continue;
             }
             let mut key = Zeroizing::new([0u8; 32]);
-            let reason = match (line.len(), hex::decode_to_slice(line, &mut *key)) {
+            let line_number = index + 1;
+            return Err(match (line.len(), hex::decode_to_slice(line, &mut *key)) {
                 (64, Ok(())) => {
                     keys.push(key);
                     continue;
                 }
-                (64, Err(_)) => "a key must be hex digits only",
-                _ => "a key must be 64 hex digits (32 bytes)",
-            };
-            return Err(KeyFileError {
-                line: index + 1,
-                reason,
+                (64, Err(_)) => KeyFileError::NotHex { line: line_number },
+                _ => KeyFileError::WrongLength { line: line_number },
             });
         }
         Self::new(keys.iter().map(|key| **key))
@@ -127,10 +121,9 @@ impl FleetKeys {
     ///
     /// [`KeyFileError`] if the file cannot be read or is malformed.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self, KeyFileError> {
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|_| KeyFileError {
-            line: 0,
-            reason: "cannot read the key file",
-        })?);
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path).map_err(|source| KeyFileError::Unreadable { source })?,
+        );
         Self::parse(&text)
     }
 
@@ -240,25 +233,64 @@ impl fmt::Debug for FleetKeys {
     }
 }
 
-/// A key file or key list that cannot be used.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyFileError {
-    /// The line (from 1) at fault, or 0 for the whole file.
-    pub line: usize,
-    /// What is wrong with it.
-    pub reason: &'static str,
+/// A key file or key list that cannot be used. Its messages name the line at fault,
+/// never what is on it: a key file holds secrets.
+///
+/// ```
+/// use rustls_session_cache::fleet::{FleetKeys, KeyFileError};
+///
+/// let err = FleetKeys::parse("# newest first\nabcd\n").unwrap_err();
+/// assert!(matches!(err, KeyFileError::WrongLength { line: 2 }));
+/// assert_eq!(err.to_string(), "fleet key file, line 2: a key must be 64 hex digits (32 bytes)");
+/// ```
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum KeyFileError {
+    /// The file could not be read; the `source` says why.
+    Unreadable {
+        /// What reading it said.
+        source: std::io::Error,
+    },
+    /// No key at all.
+    NoKey,
+    /// A line that is 64 characters long but not all hex digits.
+    NotHex {
+        /// The line, from 1.
+        line: usize,
+    },
+    /// A line that is not 64 characters long.
+    WrongLength {
+        /// The line, from 1.
+        line: usize,
+    },
 }
 
 impl fmt::Display for KeyFileError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.line {
-            0 => write!(f, "fleet key file: {}", self.reason),
-            line => write!(f, "fleet key file, line {line}: {}", self.reason),
+        match self {
+            Self::Unreadable { .. } => f.write_str("fleet key file: cannot read the key file"),
+            Self::NoKey => f.write_str(
+                "fleet key file: no key found: expected one key per line, 64 hex digits, newest first",
+            ),
+            Self::NotHex { line } => {
+                write!(f, "fleet key file, line {line}: a key must be hex digits only")
+            }
+            Self::WrongLength { line } => write!(
+                f,
+                "fleet key file, line {line}: a key must be 64 hex digits (32 bytes)"
+            ),
         }
     }
 }
 
-impl std::error::Error for KeyFileError {}
+impl std::error::Error for KeyFileError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Unreadable { source } => Some(source),
+            _ => None,
+        }
+    }
+}
 
 fn associated_data(label: &[u8], redis_key: &[u8], id: &[u8]) -> Vec<u8> {
     let mut aad = Vec::with_capacity(label.len() + 4 + redis_key.len() + id.len());
@@ -367,21 +399,33 @@ mod tests {
             "# comment\n\n  0123456789abcdef0123456789abcdef0123456789ABCDEF0123456789abcdef  \n";
         assert_eq!(FleetKeys::parse(text).unwrap().len(), 1);
         let short = FleetKeys::parse("# c\nabcd\n").unwrap_err();
-        assert_eq!(
-            short,
-            KeyFileError {
-                line: 2,
-                reason: "a key must be 64 hex digits (32 bytes)"
-            }
+        assert!(
+            matches!(short, KeyFileError::WrongLength { line: 2 }),
+            "{short:?}"
         );
         assert_eq!(
             short.to_string(),
             "fleet key file, line 2: a key must be 64 hex digits (32 bytes)"
         );
         let not_hex = FleetKeys::parse(&"zz".repeat(32)).unwrap_err();
-        assert_eq!(not_hex.reason, "a key must be hex digits only");
-        assert_eq!(FleetKeys::parse("# only comments\n").unwrap_err().line, 0);
-        assert!(FleetKeys::from_file("/no/such/file").is_err());
+        assert!(
+            matches!(not_hex, KeyFileError::NotHex { line: 1 }),
+            "{not_hex:?}"
+        );
+        assert!(
+            !not_hex.to_string().contains("zz"),
+            "never what is on the line"
+        );
+        assert!(matches!(
+            FleetKeys::parse("# only comments\n").unwrap_err(),
+            KeyFileError::NoKey
+        ));
+        let unreadable = FleetKeys::from_file("/no/such/file").unwrap_err();
+        assert!(matches!(unreadable, KeyFileError::Unreadable { .. }));
+        assert!(
+            std::error::Error::source(&unreadable).is_some(),
+            "keeps the io error"
+        );
     }
 
     #[test]
