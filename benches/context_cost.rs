@@ -1,6 +1,6 @@
-//! What a resumption-context view costs per operation, counted in instructions under
-//! callgrind rather than timed: timings on a shared virtual machine swing by more than
-//! the difference being measured.
+//! What a resumption-context view, and the `metrics` feature, cost per store operation,
+//! counted in instructions under callgrind rather than timed: timings on a shared
+//! virtual machine swing by more than the difference being measured.
 //!
 //! ```text
 //! benches/context_cost.sh          # builds this, runs it under valgrind, prints ratios

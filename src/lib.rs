@@ -240,6 +240,9 @@ pub use error::ConfigError;
 #[cfg(feature = "redis")]
 pub mod fleet;
 
+#[cfg(feature = "metrics")]
+pub mod metrics;
+
 mod mode;
 pub use mode::{CacheMode, ParseModeError};
 

@@ -183,7 +183,10 @@ impl Fleet {
             let left = deadline.saturating_duration_since(Instant::now());
             self.store.read(&reads, left / 2).await
         };
-        let Ok((replies, error)) = timeout_at(deadline, round_trip).await else {
+        let started = Instant::now();
+        let answer = timeout_at(deadline, round_trip).await;
+        self.counters.round_trips.record(started.elapsed());
+        let Ok((replies, error)) = answer else {
             bump(&self.counters.fetch_timeouts);
             report.timed_out = true;
             return (claims, report);

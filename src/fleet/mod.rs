@@ -232,6 +232,12 @@ impl Fleet {
         self.counters.snapshot(self.l1.stats(), self.writes.len())
     }
 
+    /// Where the claim or fetch round trips are recorded.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn round_trips(&self) -> &stats::RoundTrips {
+        &self.counters.round_trips
+    }
+
     /// The scope of the context `name` names, registered in L1 if new.
     fn scope_of(&self, name: Option<&str>) -> Option<Scope> {
         let context = self.l1.contexts.of(name)?;

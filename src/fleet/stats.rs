@@ -117,7 +117,33 @@ pub(crate) struct Counters {
     pub(crate) identities_shed: AtomicU64,
     pub(crate) hellos_unparsed: AtomicU64,
     pub(crate) redis_errors: AtomicU64,
+    pub(crate) round_trips: RoundTrips,
     warn: RateLimited,
+}
+
+/// The histogram of claim or fetch round trips: nowhere until metrics are published
+/// (feature `metrics`), and without the feature, nothing at all.
+#[derive(Debug, Default)]
+pub(crate) struct RoundTrips {
+    #[cfg(feature = "metrics")]
+    histogram: std::sync::OnceLock<metrics::Histogram>,
+}
+
+impl RoundTrips {
+    /// Records round trips in `histogram` from now on, unless another already is.
+    #[cfg(feature = "metrics")]
+    pub(crate) fn start(&self, histogram: metrics::Histogram) {
+        let _ = self.histogram.set(histogram);
+    }
+
+    /// Records one round trip, if a histogram was started.
+    #[cfg_attr(not(feature = "metrics"), allow(clippy::unused_self))]
+    pub(crate) fn record(&self, _took: std::time::Duration) {
+        #[cfg(feature = "metrics")]
+        if let Some(histogram) = self.histogram.get() {
+            histogram.record(_took);
+        }
+    }
 }
 
 impl Counters {

@@ -221,6 +221,15 @@ impl Outcome {
 /// Runs a whole handshake in memory, then delivers anything the server sent after it
 /// (TLS 1.3 tickets) to the client, so the client can resume next time.
 pub fn handshake(server: &Arc<ServerConfig>, client: &Arc<ClientConfig>) -> Outcome {
+    handshake_then(server, client, |_| {})
+}
+
+/// As [`handshake`], handing the server's connection to `after` once it is done.
+pub fn handshake_then(
+    server: &Arc<ServerConfig>,
+    client: &Arc<ClientConfig>,
+    after: impl FnOnce(&ServerConnection),
+) -> Outcome {
     let mut s = ServerConnection::new(server.clone()).unwrap();
     let mut c =
         ClientConnection::new(client.clone(), ServerName::try_from("localhost").unwrap()).unwrap();
@@ -235,6 +244,7 @@ pub fn handshake(server: &Arc<ServerConfig>, client: &Arc<ClientConfig>) -> Outc
     }
     transfer(&mut s, &mut c);
     c.process_new_packets().unwrap();
+    after(&s);
     Outcome {
         server: s.handshake_kind().unwrap(),
         client: c.handshake_kind().unwrap(),

@@ -1,0 +1,331 @@
+//! The `metrics` feature: what a Prometheus scrape shows after real handshakes, rendered
+//! by metrics-exporter-prometheus from a recorder of this test's own.
+#![cfg(feature = "metrics")]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{client_config, handshake_then, server_config};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
+use rustls::HandshakeKind;
+use rustls::version::{TLS12, TLS13};
+use rustls_session_cache::SessionCache;
+use rustls_session_cache::metrics::SessionMetrics;
+
+/// A recorder for this test alone, and metrics for `cache` registered with it.
+fn recorded(name: &str, cache: &Arc<SessionCache>) -> (PrometheusRecorder, SessionMetrics) {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let metrics =
+        metrics::with_local_recorder(&recorder, || SessionMetrics::for_cache(name, cache.clone()));
+    (recorder, metrics)
+}
+
+/// The scrape's sample lines (no `# HELP`/`# TYPE`), sorted.
+fn samples(handle: &PrometheusHandle) -> Vec<String> {
+    let mut lines: Vec<String> = handle
+        .render()
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.is_empty())
+        .map(str::to_owned)
+        .collect();
+    lines.sort();
+    lines
+}
+
+fn sample<'a>(lines: &'a [String], metric: &str) -> Option<&'a str> {
+    lines
+        .iter()
+        .find_map(|line| line.strip_prefix(metric)?.strip_prefix(' '))
+}
+
+#[test]
+fn a_scrape_after_one_full_and_one_resumed_handshake_shows_exactly_them() {
+    for (version, name, tickets) in [(&TLS13, "1.3", 2), (&TLS12, "1.2", 1)] {
+        let cache = SessionCache::new(64);
+        let (recorder, metrics) = recorded("default", &cache);
+        let server = server_config(version, &cache);
+        let client = client_config(version);
+        for kind in [HandshakeKind::Full, HandshakeKind::Resumed] {
+            let outcome = handshake_then(&server, &client, |tls| {
+                assert!(metrics.record_handshake(tls));
+            });
+            outcome.assert_kind(kind);
+        }
+        metrics.publish();
+        let lines = samples(&recorder.handle());
+        let full =
+            format!(r#"tls_handshakes_total{{cache="default",kind="full",version="{name}"}}"#);
+        let resumed =
+            format!(r#"tls_handshakes_total{{cache="default",kind="resumed",version="{name}"}}"#);
+        assert_eq!(sample(&lines, &full), Some("1"), "{lines:#?}");
+        assert_eq!(sample(&lines, &resumed), Some("1"), "{lines:#?}");
+        // TLS 1.3: two tickets put after the full handshake, one taken, two more put
+        // after the resumption. TLS 1.2: one session put, then got (it stays).
+        let (entries, new_sessions) = if tickets == 2 { ("3", "4") } else { ("1", "1") };
+        let at = |metric: &str| sample(&lines, &format!(r#"{metric}{{cache="default"}}"#));
+        assert_eq!(at("tls_session_cache_hits_total"), Some("1"), "{lines:#?}");
+        assert_eq!(at("tls_session_cache_misses_total"), Some("0"));
+        assert_eq!(at("tls_session_cache_entries"), Some(entries));
+        assert_eq!(
+            at("tls_session_cache_new_sessions_total"),
+            Some(new_sessions)
+        );
+        assert_eq!(at("tls_session_cache_capacity"), Some("64"));
+        assert_eq!(at("tls_session_cache_timeouts_total"), Some("0"));
+        assert_eq!(at("tls_session_cache_cache_full_total"), Some("0"));
+        let bytes: f64 = at("tls_session_cache_bytes").unwrap().parse().unwrap();
+        assert_eq!(bytes, cache.stats().bytes as f64);
+        assert!(bytes > 0.0);
+        // The other version's handshakes were registered, and stay at zero.
+        let other = if tickets == 2 { "1.2" } else { "1.3" };
+        let other =
+            format!(r#"tls_handshakes_total{{cache="default",kind="full",version="{other}"}}"#);
+        assert_eq!(sample(&lines, &other), Some("0"));
+    }
+}
+
+#[test]
+fn values_are_as_of_the_last_publish_and_counters_only_grow() {
+    let cache = SessionCache::new(64);
+    let (recorder, metrics) = recorded("edge", &cache);
+    let handle = recorder.handle();
+    let hits = r#"tls_session_cache_hits_total{cache="edge"}"#;
+    let entries = r#"tls_session_cache_entries{cache="edge"}"#;
+    metrics.publish();
+    assert_eq!(sample(&samples(&handle), hits), Some("0"));
+    let server = server_config(&TLS12, &cache);
+    let client = client_config(&TLS12);
+    handshake_then(&server, &client, |_| {}).assert_kind(HandshakeKind::Full);
+    handshake_then(&server, &client, |_| {}).assert_kind(HandshakeKind::Resumed);
+    // Nothing pushed while the handshakes ran: the scrape shows the last publish.
+    assert_eq!(sample(&samples(&handle), hits), Some("0"));
+    assert_eq!(sample(&samples(&handle), entries), Some("0"));
+    metrics.publish();
+    assert_eq!(sample(&samples(&handle), hits), Some("1"));
+    assert_eq!(sample(&samples(&handle), entries), Some("1"));
+    // Clearing empties the gauge; the counters keep their totals.
+    cache.clear();
+    metrics.publish();
+    assert_eq!(sample(&samples(&handle), hits), Some("1"));
+    assert_eq!(sample(&samples(&handle), entries), Some("0"));
+}
+
+#[test]
+fn two_caches_are_told_apart_by_their_label() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let (a, b) = (SessionCache::new(8), SessionCache::new(16));
+    let (ma, mb) = metrics::with_local_recorder(&recorder, || {
+        (
+            SessionMetrics::for_cache("a", a.clone()),
+            SessionMetrics::for_cache("b", b.clone()),
+        )
+    });
+    let server = server_config(&TLS12, &a);
+    handshake_then(&server, &client_config(&TLS12), |_| {}).assert_kind(HandshakeKind::Full);
+    ma.publish();
+    mb.publish();
+    let lines = samples(&recorder.handle());
+    assert_eq!(
+        sample(&lines, r#"tls_session_cache_entries{cache="a"}"#),
+        Some("1")
+    );
+    assert_eq!(
+        sample(&lines, r#"tls_session_cache_entries{cache="b"}"#),
+        Some("0")
+    );
+    assert_eq!(
+        sample(&lines, r#"tls_session_cache_capacity{cache="a"}"#),
+        Some("8")
+    );
+    assert_eq!(
+        sample(&lines, r#"tls_session_cache_capacity{cache="b"}"#),
+        Some("16")
+    );
+}
+
+#[test]
+fn an_unfinished_handshake_is_not_counted() {
+    let cache = SessionCache::new(8);
+    let (recorder, metrics) = recorded("default", &cache);
+    let tls = rustls::ServerConnection::new(server_config(&TLS13, &cache)).unwrap();
+    assert!(!metrics.record_handshake(&tls));
+    let lines = samples(&recorder.handle());
+    assert!(
+        lines
+            .iter()
+            .filter(|l| l.starts_with("tls_handshakes_total"))
+            .all(|l| l.ends_with(" 0")),
+        "{lines:#?}"
+    );
+}
+
+/// The fleet tier's metrics, against a real `redis-server`: a ticket issued on one
+/// server and claimed on another moves both servers' fleet counters, and the claim's
+/// round trip lands in the histogram.
+#[cfg(feature = "redis")]
+mod fleet {
+    use std::sync::Arc;
+
+    use super::{sample, samples};
+    use crate::common::redis::Redis;
+    use crate::common::{client_config, settle};
+    use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
+    use rustls::HandshakeKind;
+    use rustls::pki_types::ServerName;
+    use rustls::version::TLS13;
+    use rustls_session_cache::SessionCache;
+    use rustls_session_cache::fleet::{Fleet, FleetAcceptor, FleetKeys};
+    use rustls_session_cache::metrics::SessionMetrics;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
+    use tokio_rustls::TlsConnector;
+
+    const KEY: &str = "2222222222222222222222222222222222222222222222222222222222222222";
+
+    struct Server {
+        fleet: Arc<Fleet>,
+        acceptor: FleetAcceptor,
+        recorder: PrometheusRecorder,
+        metrics: SessionMetrics,
+    }
+
+    impl Server {
+        fn new(redis: &Redis, name: &str) -> Self {
+            let fleet = Fleet::builder(SessionCache::new(64))
+                .redis_url(redis.url())
+                .keys(FleetKeys::parse(KEY).unwrap())
+                .build()
+                .unwrap();
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let metrics = metrics::with_local_recorder(&recorder, || {
+                SessionMetrics::for_fleet(name, fleet.clone())
+            });
+            let config = crate::common::server_config(&TLS13, fleet.l1());
+            Self {
+                acceptor: fleet.acceptor(config),
+                fleet,
+                recorder,
+                metrics,
+            }
+        }
+
+        /// One connection from `client`, served to the end; the server's handshake kind.
+        async fn connection(&self, client: &TlsConnector) -> HandshakeKind {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let addr = listener.local_addr().unwrap();
+            let serve = async {
+                let (tcp, _) = listener.accept().await.unwrap();
+                let mut tls = self.acceptor.accept(tcp).await.unwrap();
+                assert!(self.metrics.record_handshake(tls.get_ref().1));
+                let mut byte = [0];
+                tls.read_exact(&mut byte).await.unwrap();
+                tls.write_all(&byte).await.unwrap();
+                tls.get_ref().1.handshake_kind().unwrap()
+            };
+            let connect = async {
+                let tcp = TcpStream::connect(addr).await.unwrap();
+                let name = ServerName::try_from("localhost").unwrap();
+                let mut tls = client.connect(name, tcp).await.unwrap();
+                tls.write_all(b"x").await.unwrap();
+                let mut byte = [0];
+                tls.read_exact(&mut byte).await.unwrap();
+            };
+            tokio::join!(serve, connect).0
+        }
+
+        fn scrape(&self) -> Vec<String> {
+            self.metrics.publish();
+            samples(&self.recorder.handle())
+        }
+    }
+
+    #[tokio::test]
+    async fn fleet_counters_move_as_the_handshakes_do() {
+        let redis = Redis::start();
+        let (a, b) = (Server::new(&redis, "a"), Server::new(&redis, "b"));
+        let client = TlsConnector::from(client_config(&TLS13));
+        assert_eq!(a.connection(&client).await, HandshakeKind::Full);
+        settle(&a.fleet).await;
+        assert_eq!(b.connection(&client).await, HandshakeKind::Resumed);
+        settle(&b.fleet).await;
+
+        let (la, lb) = (a.scrape(), b.scrape());
+        let on = |lines: &[String], cache: &str, metric: &str| {
+            sample(
+                lines,
+                &format!(r#"tls_session_cache_fleet_{metric}{{cache="{cache}"}}"#),
+            )
+            .map(str::to_owned)
+        };
+        // A issued two tickets and wrote them; B claimed one in Redis and resumed with
+        // it, then issued and wrote two of its own.
+        assert_eq!(
+            on(&la, "a", "writes_written_total").as_deref(),
+            Some("2"),
+            "{la:#?}"
+        );
+        assert_eq!(on(&la, "a", "claims_won_total").as_deref(), Some("0"));
+        assert_eq!(
+            on(&lb, "b", "claims_won_total").as_deref(),
+            Some("1"),
+            "{lb:#?}"
+        );
+        assert_eq!(on(&lb, "b", "claims_redeemed_total").as_deref(), Some("1"));
+        assert_eq!(on(&lb, "b", "claims_lost_total").as_deref(), Some("0"));
+        assert_eq!(on(&lb, "b", "writes_written_total").as_deref(), Some("2"));
+        assert_eq!(on(&lb, "b", "writes_pending").as_deref(), Some("0"));
+        assert_eq!(
+            on(&lb, "b", "round_trip_seconds_count").as_deref(),
+            Some("1")
+        );
+        assert_eq!(
+            on(&la, "a", "round_trip_seconds_count").as_deref(),
+            Some("0"),
+            "none on A"
+        );
+        let resumed = r#"tls_handshakes_total{cache="b",kind="resumed",version="1.3"}"#;
+        assert_eq!(sample(&lb, resumed), Some("1"));
+        // The fleet keeps TLS 1.3 tickets out of L1: they live in Redis, until claimed.
+        assert_eq!(
+            sample(&lb, r#"tls_session_cache_entries{cache="b"}"#),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn ticketer_counters_and_its_key_epochs_are_published_under_the_cache_label() {
+        use rustls_session_cache::fleet::FleetTicketer;
+        let cache = SessionCache::new(8);
+        let ticketer = Arc::new(FleetTicketer::local_only());
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let metrics = metrics::with_local_recorder(&recorder, || {
+            SessionMetrics::for_cache("t", cache.clone()).with_tickets(ticketer.clone())
+        });
+        let mut config = (*crate::common::server_config(&TLS13, &cache)).clone();
+        config.ticketer = ticketer.clone();
+        let config = Arc::new(config);
+        let client = client_config(&TLS13);
+        crate::common::handshake(&config, &client).assert_kind(HandshakeKind::Full);
+        crate::common::handshake(&config, &client).assert_kind(HandshakeKind::Resumed);
+        metrics.publish();
+        let lines = samples(&recorder.handle());
+        let at = |metric: &str| {
+            sample(
+                &lines,
+                &format!(r#"tls_session_cache_{metric}{{cache="t"}}"#),
+            )
+        };
+        // Two tickets after each handshake; one opened to resume.
+        assert_eq!(at("tickets_encrypted_total"), Some("4"), "{lines:#?}");
+        assert_eq!(at("tickets_decrypted_total"), Some("1"));
+        assert_eq!(at("ticket_local_keys"), Some("1"));
+        assert_eq!(
+            at("ticket_epochs"),
+            Some("0"),
+            "no fleet key: Redis was never asked"
+        );
+        // With a ticketer, TLS 1.3 never touches the store.
+        assert_eq!(at("entries"), Some("0"));
+    }
+}
