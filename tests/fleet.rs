@@ -7,20 +7,16 @@
 
 mod common;
 
-#[path = "../examples/echo_server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod echo_server;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::connect_saying;
 use common::hello::{Answer, MAX_RECORD, client_hello, client_hello_padded};
-use common::process::{repo, s_client};
+use common::process::s_client;
 use common::redis::{Cluster, Redis};
 use common::reframe::{FRAMINGS, Framing, Proxy, replay};
-use echo_server::{EchoServer, Report, Settings, TlsVersions};
+use common::server::{Serve, shipped_config};
 use rustls::pki_types::ServerName;
 use rustls::server::StoresServerSessions;
 use rustls::{HandshakeKind, KeyLog, SupportedProtocolVersion};
@@ -30,8 +26,6 @@ use rustls_session_cache::fleet::{
 use rustls_session_cache::{CacheMode, Session, SessionCache, SessionCacheBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 use HandshakeKind::{Full, Resumed};
@@ -46,13 +40,12 @@ const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
 /// build, on a busy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(300);
 
-/// One echo server instance of the fleet, in-process, taking connections through the
-/// fleet's acceptor.
+/// One echo server instance of the fleet, in-process (`tests/common/server.rs`), taking
+/// connections through the fleet's acceptor.
 struct Instance {
     addr: SocketAddr,
     fleet: Arc<Fleet>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Report>,
+    server: common::server::Running,
 }
 
 impl Instance {
@@ -70,10 +63,38 @@ impl Instance {
     }
 
     async fn with_mode(redis: &Redis, mode: CacheMode) -> Self {
-        // The echo server's own cache: under NO_INTERNAL_STORE it parks new sessions
-        // for its admission policy.
-        let cache = echo_server::build_cache(1024, Duration::from_secs(300), mode).unwrap();
-        Self::serve(redis, KEY1, cache, |b| b, None, true).await
+        let cache = SessionCache::builder().capacity(1024).mode(mode);
+        Self::with(redis, KEY1, cache, |b| b, None).await
+    }
+
+    /// Under `NO_INTERNAL_STORE`, an application's policy as the echo server's: the
+    /// sessions a connection made are added to the fleet if its client says `remember
+    /// me`, and dropped otherwise. (Clients here connect one at a time, so "the sessions
+    /// made since the last line" are that connection's.)
+    async fn admitting(redis: &Redis, mode: CacheMode) -> Self {
+        let pending = Arc::new(Mutex::new(Vec::<Session>::new()));
+        let held = pending.clone();
+        let cache = SessionCache::builder()
+            .capacity(1024)
+            .mode(mode)
+            .on_new_session(move |s| held.lock().unwrap().push(s.clone()))
+            .build()
+            .unwrap();
+        let fleet = redis
+            .backend(Fleet::builder(cache.clone()))
+            .keys(FleetKeys::parse(KEY1).unwrap())
+            .build()
+            .unwrap();
+        let admit = fleet.clone();
+        let serve = Serve::new(shipped_config(&[TLS13, TLS12], fleet.clone()), cache)
+            .through(&fleet, true)
+            .on_data(move |line| {
+                let made: Vec<Session> = std::mem::take(&mut *pending.lock().unwrap());
+                if line == b"remember me\n" {
+                    made.into_iter().for_each(|s| assert!(admit.add_session(s)));
+                }
+            });
+        Self::serving(fleet, serve).await
     }
 
     async fn with(
@@ -98,13 +119,7 @@ impl Instance {
             .backend(Fleet::builder(cache.clone()))
             .keys(FleetKeys::parse(keys).unwrap());
         let fleet = fleet(builder).build().unwrap();
-        let tls = echo_server::tls_config(
-            &repo("certs/server.crt"),
-            &repo("certs/server.key"),
-            TlsVersions::Both,
-            fleet.clone(),
-        )
-        .unwrap();
+        let tls = shipped_config(&[TLS13, TLS12], fleet.clone());
         let tls = match key_log {
             Some(log) => {
                 let mut config = Arc::try_unwrap(tls).unwrap();
@@ -113,29 +128,21 @@ impl Instance {
             }
             None => tls,
         };
-        let server = EchoServer::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            tls,
-            cache,
-            Settings::default(),
-        )
-        .await
-        .unwrap();
+        let serve = Serve::new(tls, cache);
         // Without the fleet's acceptor: tokio-rustls's own, with the fleet as the store.
-        let server = match through_acceptor {
-            true => server.with_fleet(Some(fleet.clone()), TlsVersions::Both),
-            false => server,
+        let serve = match through_acceptor {
+            true => serve.through(&fleet, true),
+            false => serve,
         };
-        let addr = server.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        Self::serving(fleet, serve).await
+    }
+
+    async fn serving(fleet: Arc<Fleet>, serve: Serve) -> Self {
+        let server = serve.start().await;
         Self {
-            addr,
+            addr: server.addr,
             fleet,
-            stop,
-            task,
+            server,
         }
     }
 
@@ -144,9 +151,8 @@ impl Instance {
         common::settle(&self.fleet).await;
     }
 
-    async fn stop(self) -> Report {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap()
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -547,8 +553,8 @@ async fn no_internal_store_shares_only_what_the_application_admits() {
     let redis = Redis::start();
     let mode = CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE;
     let (a, b) = (
-        Instance::with_mode(&redis, mode).await,
-        Instance::with_mode(&redis, mode).await,
+        Instance::admitting(&redis, mode).await,
+        Instance::admitting(&redis, mode).await,
     );
     for (version, admitted) in [(TLS12, 1), (TLS13, 2)] {
         assert_eq!(redis.command("FLUSHALL"), "+OK\r\n");
@@ -1020,18 +1026,8 @@ async fn an_acceptor_without_tls13_claims_no_tickets() {
             .keys(FleetKeys::parse(KEY1).unwrap())
             .build()
             .unwrap();
-        let versions = if tls13 {
-            TlsVersions::Both
-        } else {
-            TlsVersions::Tls12
-        };
-        let config = echo_server::tls_config(
-            &repo("certs/server.crt"),
-            &repo("certs/server.key"),
-            versions,
-            fleet.clone(),
-        )
-        .unwrap();
+        let versions: &[_] = if tls13 { &[TLS13, TLS12] } else { &[TLS12] };
+        let config = shipped_config(versions, fleet.clone());
         let acceptor = fleet.acceptor(config).tls13(tls13);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
