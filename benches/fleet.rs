@@ -40,7 +40,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use server::{Serve, shipped_config};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use redis_server::{Cluster, Redis};
@@ -50,6 +49,7 @@ use rustls::server::StoresServerSessions;
 use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
 use rustls_session_cache::SessionCache;
 use rustls_session_cache::fleet::{Fleet, FleetKeys, FleetTicketer};
+use server::{Serve, shipped_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -96,7 +96,10 @@ async fn instance(backend: Backend<'_>) -> Instance {
         Some(fleet) => fleet.clone(),
         None => cache.clone(),
     };
-    let serve = Serve::new(shipped_config(&[&rustls::version::TLS13, &rustls::version::TLS12], storage), cache);
+    let serve = Serve::new(
+        shipped_config(&[&rustls::version::TLS13, &rustls::version::TLS12], storage),
+        cache,
+    );
     let serve = match backend {
         Backend::Tickets(redis) => {
             let ticketer = FleetTicketer::builder()

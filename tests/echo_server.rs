@@ -375,3 +375,54 @@ async fn past_max_connections_accepting_waits_until_one_closes() {
         "{stderr:#?}"
     );
 }
+
+/// `--context NAME` on one server (no fleet): its sessions are stored and found in that
+/// context of its cache, so its clients resume.
+#[tokio::test]
+async fn a_server_with_a_context_resumes_its_own_sessions() {
+    let (server, addr) = binary(&["--context", "web"]);
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(
+            exchange(&client, addr, b"hello\n").await,
+            Full,
+            "{version:?}"
+        );
+        assert_eq!(
+            exchange(&client, addr, b"again\n").await,
+            Resumed,
+            "{version:?}"
+        );
+    }
+    let (status, stats, stderr) = server.terminate();
+    assert!(status.success());
+    let line = stderr.iter().find(|l| l.contains("echo server started"));
+    assert!(
+        line.is_some_and(|l| l.contains(r#"context=Some("web")"#)),
+        "{stderr:#?}"
+    );
+    assert_eq!(
+        (stat(&stats, "hits"), stat(&stats, "misses")),
+        (2, 0),
+        "{stats}"
+    );
+    assert_eq!(
+        (stat(&stats, "full"), stat(&stats, "resumed")),
+        (2, 2),
+        "{stats}"
+    );
+}
+
+/// A context name the cache cannot take fails at startup, in one line.
+#[test]
+fn an_invalid_context_fails_with_one_line() {
+    let long = "x".repeat(65);
+    for (name, len) in [(long.as_str(), 65), ("", 0)] {
+        let stderr = process::fails_with_one_line(&["--context", name]);
+        assert!(stderr.starts_with("error: --context"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("must be 1 to 64 bytes, not {len}")),
+            "{stderr}"
+        );
+    }
+}

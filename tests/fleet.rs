@@ -1110,6 +1110,102 @@ mod binary {
         assert!(stats.contains(" writes_dropped=0 "), "{stats}");
     }
 
+    /// `--context`: two servers on one Redis naming different contexts never resume
+    /// each other's sessions (nor use them up), and one naming the same context does;
+    /// with `tickets` (`--tickets fleet`) the same holds for fleet tickets.
+    fn contexts_across_servers(tickets: bool) {
+        let redis = Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(&dir, &format!("{KEY1}\n"));
+        let url = redis.url();
+        let fleet = ["--redis", &url, "--fleet-key-file", &keys];
+        let with = |context| {
+            let ticket_flags: &[&str] = if tickets {
+                &["--tickets", "fleet"]
+            } else {
+                &[]
+            };
+            EchoServer::start(&[&fleet[..], ticket_flags, &["--context", context]].concat())
+        };
+        let (a, other, same) = (with("alpha"), with("beta"), with("alpha"));
+        // `alpha`, hex: the context is in every key of its sessions.
+        let alpha_keys = || {
+            let all = redis.all_values();
+            all.iter()
+                .filter(|(key, _)| key.starts_with("rsc:616c706861:"))
+                .count()
+        };
+        for (version, name, written) in [("-tls1_2", "TLSv1.2", 1), ("-tls1_3", "TLSv1.3", 3)] {
+            let session = dir.path().join(format!("{name}.pem"));
+            let made = s_client(&a.addr, version, ("-sess_out", &session), "hello");
+            assert!(made.starts_with(&format!("New, {name}")), "{made}");
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while !tickets && alpha_keys() < written {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "the session never reached Redis"
+                );
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            let crossed = s_client(&other.addr, version, ("-sess_in", &session), "hi");
+            assert!(
+                crossed.starts_with(&format!("New, {name}")),
+                "another context: {crossed}"
+            );
+            let resumed = s_client(&same.addr, version, ("-sess_in", &session), "again");
+            assert!(
+                resumed.starts_with(&format!("Reused, {name}")),
+                "the same context, on another server: {resumed}"
+            );
+        }
+        let (status, stats, _) = other.terminate();
+        assert!(status.success());
+        assert!(stats.contains(" resumed=0 "), "{stats}");
+        assert!(stats.contains(" l2_hits=0 "), "{stats}");
+        assert!(stats.contains(" claims_redeemed=0 "), "{stats}");
+        if tickets {
+            // Both tickets were opened under `beta` and failed: the context is bound in.
+            assert!(stats.contains(" tickets_decrypted=0 "), "{stats}");
+            assert!(stats.contains(" ticket_decrypt_bad_tag=2 "), "{stats}");
+        }
+        let (status, stats, _) = same.terminate();
+        assert!(status.success());
+        assert!(stats.contains(" full=0 resumed=2 "), "{stats}");
+        if tickets {
+            assert!(stats.contains(" tickets_decrypted=2 "), "{stats}");
+        } else {
+            // TLS 1.2 fetched, TLS 1.3 claimed, both from Redis, as on any other server.
+            assert!(stats.contains(" l2_hits=2 "), "{stats}");
+            assert!(stats.contains(" claims_redeemed=1 "), "{stats}");
+        }
+        a.terminate();
+    }
+
+    #[test]
+    fn different_contexts_never_resume_each_others_sessions_and_the_same_does() {
+        contexts_across_servers(false);
+    }
+
+    #[test]
+    fn different_contexts_never_resume_each_others_fleet_tickets_and_the_same_does() {
+        contexts_across_servers(true);
+    }
+
+    #[test]
+    fn an_invalid_context_fails_at_startup_before_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(&dir, &format!("{KEY1}\n"));
+        let long = "x".repeat(65);
+        // No Redis listens on port 1: the name is refused before any connection.
+        let redis = ["--redis", "redis://127.0.0.1:1", "--fleet-key-file", &keys];
+        for (name, len) in [(long.as_str(), 65), ("", 0)] {
+            let stderr = fails_with_one_line(&[&redis[..], &["--context", name]].concat());
+            let expected = format!("must be 1 to 64 bytes, not {len}");
+            assert!(stderr.contains(&expected), "{stderr}");
+            assert!(stderr.starts_with("error: --context"), "{stderr}");
+        }
+    }
+
     #[test]
     fn two_echo_servers_share_sessions_through_a_cluster() {
         let cluster = super::Cluster::start();

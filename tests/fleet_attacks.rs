@@ -23,8 +23,8 @@ use common::hello::{Answer, MAX_RECORD, client_hello, client_hello_padded, recor
 use common::process::{EchoServer as Binary, stat};
 use common::redis::Redis;
 use common::reframe::{Framing, Proxy, read_record, replay};
-use common::settle;
 use common::server::{Serve, shipped_config_on};
+use common::settle;
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring::kx_group::{SECP256R1, X25519};
 use rustls::pki_types::ServerName;

@@ -228,7 +228,11 @@ mod without_redis {
                 .into())
         }
 
-        pub(super) async fn tickets(&mut self, _: &RedisAt, _: &FleetFlags<'_>) -> Result<(), String> {
+        pub(super) async fn tickets(
+            &mut self,
+            _: &RedisAt,
+            _: &FleetFlags<'_>,
+        ) -> Result<(), String> {
             Err("--tickets fleet needs the example built with the `redis` feature".into())
         }
 

@@ -151,7 +151,8 @@ impl Serve {
             let (counts, on_data) = (counts.clone(), self.on_data.clone());
             #[cfg(feature = "redis")]
             if let Some(fleet) = fleet.clone() {
-                connections.spawn(async move { echo(fleet.accept(tcp).await, &counts, on_data).await });
+                connections
+                    .spawn(async move { echo(fleet.accept(tcp).await, &counts, on_data).await });
                 continue;
             }
             let accept = plain.accept(tcp);
