@@ -1057,6 +1057,18 @@ mod binary {
         path.to_str().unwrap().to_owned()
     }
 
+    /// Waits (10 s at most) until `done` says the sessions have reached Redis.
+    fn written_when(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the session never reached Redis"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn two_echo_servers_share_sessions_through_redis() {
         let redis = Redis::start();
@@ -1080,14 +1092,7 @@ mod binary {
             let made = s_client(&a.addr, version, ("-sess_out", &session), "hello");
             assert!(made.starts_with(&format!("New, {name}")), "{made}");
             // The write to Redis is behind the handshake: wait until it has landed.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while redis.all_values().len() < written {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the session never reached Redis"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            written_when(|| redis.all_values().len() >= written);
             let resumed = s_client(&b.addr, version, ("-sess_in", &session), "again");
             assert!(
                 resumed.starts_with(&format!("Reused, {name}")),
@@ -1139,14 +1144,7 @@ mod binary {
             let session = dir.path().join(format!("{name}.pem"));
             let made = s_client(&a.addr, version, ("-sess_out", &session), "hello");
             assert!(made.starts_with(&format!("New, {name}")), "{made}");
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while !tickets && alpha_keys() < written {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the session never reached Redis"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            written_when(|| tickets || alpha_keys() >= written);
             let crossed = s_client(&other.addr, version, ("-sess_in", &session), "hi");
             assert!(
                 crossed.starts_with(&format!("New, {name}")),
