@@ -213,7 +213,7 @@ mod without_redis {
 
     /// No fleet tier: building one is an error, and every answer is "none".
     #[derive(Default)]
-    pub(crate) struct FleetTier;
+    pub(crate) struct FleetTier {}
 
     impl FleetTier {
         pub(super) fn stateful(
