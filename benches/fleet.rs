@@ -31,9 +31,8 @@
 #[path = "../tests/common/redis.rs"]
 mod redis_server;
 
-#[path = "../examples/echo_server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod echo_server;
+#[path = "../tests/common/server.rs"]
+mod server;
 
 mod support;
 
@@ -41,7 +40,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use echo_server::{EchoServer, Settings, TlsVersions};
 use rand::rngs::SmallRng;
 use rand::{RngExt, SeedableRng};
 use redis_server::{Cluster, Redis};
@@ -51,6 +49,7 @@ use rustls::server::StoresServerSessions;
 use rustls::{ClientConfig, HandshakeKind, RootCertStore, SupportedProtocolVersion};
 use rustls_session_cache::SessionCache;
 use rustls_session_cache::fleet::{Fleet, FleetKeys, FleetTicketer};
+use server::{Serve, shipped_config};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
@@ -97,14 +96,11 @@ async fn instance(backend: Backend<'_>) -> Instance {
         Some(fleet) => fleet.clone(),
         None => cache.clone(),
     };
-    let tls = echo_server::tls_config(
-        &repo("certs/server.crt"),
-        &repo("certs/server.key"),
-        TlsVersions::Both,
-        storage,
-    )
-    .unwrap();
-    let tls = match backend {
+    let serve = Serve::new(
+        shipped_config(&[&rustls::version::TLS13, &rustls::version::TLS12], storage),
+        cache,
+    );
+    let serve = match backend {
         Backend::Tickets(redis) => {
             let ticketer = FleetTicketer::builder()
                 .redis_url(redis.url())
@@ -112,21 +108,16 @@ async fn instance(backend: Backend<'_>) -> Instance {
                 .build()
                 .unwrap();
             ticketer.first_sync().await;
-            echo_server::with_tickets(tls, &ticketer)
+            serve.tickets(&ticketer)
         }
-        _ => tls,
+        _ => serve,
     };
-    let server = EchoServer::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        tls,
-        cache,
-        Settings::default(),
-    )
-    .await
-    .unwrap()
-    .with_fleet(fleet.clone(), TlsVersions::Both);
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run(std::future::pending()));
+    let serve = match &fleet {
+        Some(fleet) => serve.through(fleet, true),
+        None => serve,
+    };
+    // Not stopped: it serves until the bench's runtime ends.
+    let addr = serve.start().await.addr;
     Instance { addr, fleet }
 }
 

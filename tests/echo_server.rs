@@ -1,27 +1,23 @@
-//! The echo server example over real TCP on 127.0.0.1, with a tokio-rustls client.
+//! The echo server over real TCP on 127.0.0.1, with a tokio-rustls client.
 //!
-//! The example's own code runs in-process here (its file is included as a module), so a
-//! test can reach the cache it serves from: expire, remove, read counters.
+//! The first tests serve in-process (`tests/common/server.rs`), so a test can reach the
+//! cache it serves from: expire, remove, read counters. The rest run the example's
+//! binary (`tests/common/process.rs`): its admission policy, its handling of bad
+//! clients, its shutdown grace period and its connection cap are the example's own.
 
 mod common;
 
-#[path = "../examples/echo_server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod echo_server;
-
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use echo_server::{EchoServer, Report, Settings, TlsVersions};
+use common::process::{self, stat};
+use common::server::{Report, Serve, shipped_config};
 use rustls::pki_types::ServerName;
 use rustls::{HandshakeKind, SupportedProtocolVersion};
 use rustls_session_cache::{CacheMode, SessionCache};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 use HandshakeKind::{Full, Resumed};
@@ -29,52 +25,45 @@ use HandshakeKind::{Full, Resumed};
 const TLS12: &SupportedProtocolVersion = &rustls::version::TLS12;
 const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
 
-fn repo(path: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// An echo server running on a free port, serving from `cache`.
+/// An in-process echo server on a free port, TLS 1.2 and 1.3, serving from `cache`.
 struct Running {
     addr: SocketAddr,
     cache: Arc<SessionCache>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Report>,
+    server: common::server::Running,
 }
 
 impl Running {
-    async fn start(cache: Arc<SessionCache>, versions: TlsVersions, settings: Settings) -> Self {
-        let tls = echo_server::tls_config(
-            &repo("certs/server.crt"),
-            &repo("certs/server.key"),
-            versions,
-            cache.clone(),
-        )
-        .unwrap();
-        let server = EchoServer::bind("127.0.0.1:0".parse().unwrap(), tls, cache.clone(), settings)
-            .await
-            .unwrap();
-        let addr = server.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+    async fn start(cache: Arc<SessionCache>) -> Self {
+        let config = shipped_config(&[TLS13, TLS12], cache.clone());
+        let server = Serve::new(config, cache.clone()).start().await;
         Self {
-            addr,
+            addr: server.addr,
             cache,
-            stop,
-            task,
+            server,
         }
     }
 
     async fn with_mode(mode: CacheMode) -> Self {
-        let cache = echo_server::build_cache(1024, Duration::from_secs(300), mode).unwrap();
-        Self::start(cache, TlsVersions::Both, Settings::default()).await
+        Self::start(
+            SessionCache::builder()
+                .capacity(1024)
+                .mode(mode)
+                .build()
+                .unwrap(),
+        )
+        .await
     }
 
     async fn stop(self) -> Report {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap()
+        self.server.stop().await
     }
+}
+
+/// The example's binary with `flags`, and its address.
+fn binary(flags: &[&str]) -> (process::EchoServer, SocketAddr) {
+    let server = process::EchoServer::start(flags);
+    let addr = server.addr.parse().unwrap();
+    (server, addr)
 }
 
 /// A client offering one TLS version, trusting `certs/ca.crt`, remembering its sessions.
@@ -190,7 +179,7 @@ async fn removed_sessions_give_full_handshakes() {
         .on_new_session(move |s| record.lock().unwrap().push(s.id().to_vec()))
         .build()
         .unwrap();
-    let server = Running::start(cache, TlsVersions::Both, Settings::default()).await;
+    let server = Running::start(cache).await;
     for version in [TLS12, TLS13] {
         let client = connector(version);
         assert_eq!(exchange(&client, server.addr, b"a\n").await, Full);
@@ -205,45 +194,58 @@ async fn removed_sessions_give_full_handshakes() {
     server.stop().await;
 }
 
+/// `--mode server,no-internal-store`: a connection's sessions are admitted only if its
+/// client sends the line `remember me`.
 #[tokio::test]
 async fn application_controlled_resumption_admits_only_clients_that_ask() {
-    let mode = CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE;
-    for version in [TLS12, TLS13] {
-        let server = Running::with_mode(mode).await;
+    // TLS 1.2: one session per full handshake; TLS 1.3: two tickets.
+    for (version, admitted) in [(TLS12, 1), (TLS13, 2)] {
+        let (server, addr) = binary(&["--mode", "server,no-internal-store"]);
+        let asked = |lines: &[String]| {
+            lines
+                .iter()
+                .filter(|l| l.contains("client asked to be remembered"))
+                .count()
+        };
         let client = connector(version);
-        assert_eq!(exchange(&client, server.addr, b"hello\n").await, Full);
-        assert_eq!(server.cache.len(), 0, "pending, not admitted");
+        assert_eq!(exchange(&client, addr, b"hello\n").await, Full);
         // Not admitted: no resumption. This client now asks to be remembered.
-        assert_eq!(
-            exchange(&client, server.addr, b"remember me\r\n").await,
-            Full
-        );
-        assert!(!server.cache.is_empty(), "admitted");
-        assert_eq!(exchange(&client, server.addr, b"thanks\n").await, Resumed);
+        assert_eq!(exchange(&client, addr, b"remember me\r\n").await, Full);
+        let line = server.stderr.wait_for("remembered", |l| {
+            l.contains("client asked to be remembered")
+        });
+        assert!(line.contains(&format!("admitted={admitted}")), "{line}");
+        assert_eq!(exchange(&client, addr, b"thanks\n").await, Resumed);
         // For a new client, a line that merely contains the phrase does not count.
         let other = connector(version);
+        assert_eq!(exchange(&other, addr, b"please remember me\n").await, Full);
+        assert_eq!(exchange(&other, addr, b"and?\n").await, Full);
+        let (status, stats, stderr) = server.terminate();
+        assert!(status.success());
+        assert_eq!(asked(&stderr), 1, "{version:?}: one admission in all");
         assert_eq!(
-            exchange(&other, server.addr, b"please remember me\n").await,
-            Full
+            (stat(&stats, "full"), stat(&stats, "resumed")),
+            (4, 1),
+            "{version:?}: {stats}"
         );
-        assert_eq!(exchange(&other, server.addr, b"and?\n").await, Full);
-        let report = server.stop().await;
-        assert_eq!((report.full, report.resumed), (4, 1), "{version:?}");
+        // The one admitted session (or ticket) left: resuming used the other.
+        let (hits, misses) = (stat(&stats, "hits"), stat(&stats, "misses"));
+        assert_eq!(
+            (hits, misses, stat(&stats, "entries")),
+            (1, 2, 1),
+            "{stats}"
+        );
     }
 }
 
+/// Garbage, a client stalled in its handshake (dropped at the example's 10 s handshake
+/// timeout) and one that vanishes mid-stream each end only their own connection.
 #[tokio::test]
 async fn bad_clients_end_only_their_own_connection() {
-    let settings = Settings {
-        handshake_timeout: Duration::from_millis(300),
-        grace: Duration::from_secs(5),
-        ..Settings::default()
-    };
-    let cache = SessionCache::new(64);
-    let server = Running::start(cache, TlsVersions::Both, settings).await;
+    let (server, addr) = binary(&[]);
 
     // Garbage instead of a ClientHello: the server closes the connection.
-    let mut garbage = TcpStream::connect(server.addr).await.unwrap();
+    let mut garbage = TcpStream::connect(addr).await.unwrap();
     garbage
         .write_all(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
         .await
@@ -253,18 +255,22 @@ async fn bad_clients_end_only_their_own_connection() {
     read.await.expect("closed promptly").ok();
 
     // A client that stalls in the handshake is dropped after the handshake timeout.
-    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
-    let started = std::time::Instant::now();
+    let mut stalled = TcpStream::connect(addr).await.unwrap();
+    let started = Instant::now();
     let mut byte = [0u8; 1];
-    let read = tokio::time::timeout(Duration::from_secs(5), stalled.read(&mut byte));
+    let read = tokio::time::timeout(Duration::from_secs(20), stalled.read(&mut byte));
     assert!(
         matches!(read.await, Ok(Ok(0)) | Ok(Err(_))),
         "stalled client not dropped"
     );
-    assert!(started.elapsed() >= Duration::from_millis(250));
+    assert!(
+        started.elapsed() >= Duration::from_millis(9_500),
+        "{:?}",
+        started.elapsed()
+    );
 
     // A client that vanishes mid-stream, without close_notify.
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
     let mut tls = connector(TLS13)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
@@ -280,59 +286,73 @@ async fn bad_clients_end_only_their_own_connection() {
 
     // The server still serves.
     let client = connector(TLS13);
-    assert_eq!(exchange(&client, server.addr, b"still here\n").await, Full);
-    assert_eq!(exchange(&client, server.addr, b"yes\n").await, Resumed);
+    assert_eq!(exchange(&client, addr, b"still here\n").await, Full);
+    assert_eq!(exchange(&client, addr, b"yes\n").await, Resumed);
     // And it ended the vanished client's connection by itself: had that connection
     // stayed open (its idle timeout is 300 s), stopping would wait out the 5 s grace.
-    let stopping = std::time::Instant::now();
-    let report = server.stop().await;
+    let stopping = Instant::now();
+    let (status, stats, stderr) = server.terminate();
+    assert!(status.success());
     assert!(
-        stopping.elapsed() < settings.grace / 2,
+        stopping.elapsed() < Duration::from_millis(2_500),
         "a connection was still open at shutdown: {:?}",
         stopping.elapsed()
     );
+    assert!(
+        !stderr.iter().any(|l| l.contains("grace period over")),
+        "{stderr:#?}"
+    );
     // Full: the vanished client, then "still here"; resumed: "yes".
-    assert_eq!((report.full, report.resumed), (2, 1));
+    assert_eq!(
+        (stat(&stats, "full"), stat(&stats, "resumed")),
+        (2, 1),
+        "{stats}"
+    );
 }
 
+/// An idle but open connection keeps the server, once signalled, for its 5 s grace
+/// period and no longer.
 #[tokio::test]
 async fn shutdown_waits_for_open_connections_within_the_grace_period() {
-    let settings = Settings {
-        grace: Duration::from_millis(200),
-        ..Settings::default()
-    };
-    let server = Running::start(SessionCache::new(64), TlsVersions::Both, settings).await;
-    // An idle but open connection: the server must not wait for it past the grace period.
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let (server, addr) = binary(&[]);
+    let tcp = TcpStream::connect(addr).await.unwrap();
     let _open = connector(TLS13)
         .connect(ServerName::try_from("localhost").unwrap(), tcp)
         .await
         .unwrap();
-    let started = std::time::Instant::now();
-    let report = server.stop().await;
-    assert!(started.elapsed() < Duration::from_secs(3));
-    assert_eq!(report.full, 1);
+    let started = Instant::now();
+    let (status, stats, stderr) = server.terminate();
+    let took = started.elapsed();
+    assert!(status.success());
+    assert!(
+        took >= Duration::from_millis(4_900),
+        "left before the grace: {took:?}"
+    );
+    assert!(
+        took < Duration::from_secs(8),
+        "waited past the grace: {took:?}"
+    );
+    assert!(
+        stderr.iter().any(|l| l.contains("grace period over")),
+        "{stderr:#?}"
+    );
+    assert_eq!(stat(&stats, "full"), 1, "{stats}");
 }
 
-/// Past `max_connections` open connections the server stops accepting: a further client
-/// gets no handshake until one closes, then it does; the pause is counted.
+/// Past `--max-connections` open connections the server stops accepting: a further
+/// client gets no handshake until one closes, then it does; the pause is counted.
 #[tokio::test]
 async fn past_max_connections_accepting_waits_until_one_closes() {
-    let cache = SessionCache::new(64);
-    let settings = Settings {
-        max_connections: 2,
-        ..Settings::default()
-    };
-    let server = Running::start(cache, TlsVersions::Both, settings).await;
+    let (server, addr) = binary(&["--max-connections", "2"]);
     let client = connector(TLS13);
     let name = || ServerName::try_from("localhost").unwrap();
     let mut open = Vec::new();
     for _ in 0..2 {
-        let tcp = TcpStream::connect(server.addr).await.unwrap();
+        let tcp = TcpStream::connect(addr).await.unwrap();
         open.push(client.connect(name(), tcp).await.unwrap());
     }
     // The kernel completes the TCP connect; the server does not accept it yet.
-    let tcp = TcpStream::connect(server.addr).await.unwrap();
+    let tcp = TcpStream::connect(addr).await.unwrap();
     let third = tokio::spawn({
         let client = client.clone();
         async move { client.connect(name(), tcp).await.map(|_| ()) }
@@ -345,7 +365,64 @@ async fn past_max_connections_accepting_waits_until_one_closes() {
     let done = tokio::time::timeout(Duration::from_secs(5), third).await;
     assert!(matches!(done, Ok(Ok(Ok(())))), "{done:?}");
     drop(open);
-    let report = server.stop().await;
-    assert!(report.limited >= 1, "{report:?}");
-    assert_eq!(report.full, 3);
+    let (_, stats, stderr) = server.terminate();
+    assert!(stat(&stats, "limited") >= 1, "{stats}");
+    assert_eq!(stat(&stats, "full"), 3, "{stats}");
+    assert!(
+        stderr
+            .iter()
+            .any(|l| l.contains("connection limit reached")),
+        "{stderr:#?}"
+    );
+}
+
+/// `--context NAME` on one server (no fleet): its sessions are stored and found in that
+/// context of its cache, so its clients resume.
+#[tokio::test]
+async fn a_server_with_a_context_resumes_its_own_sessions() {
+    let (server, addr) = binary(&["--context", "web"]);
+    for version in [TLS12, TLS13] {
+        let client = connector(version);
+        assert_eq!(
+            exchange(&client, addr, b"hello\n").await,
+            Full,
+            "{version:?}"
+        );
+        assert_eq!(
+            exchange(&client, addr, b"again\n").await,
+            Resumed,
+            "{version:?}"
+        );
+    }
+    let (status, stats, stderr) = server.terminate();
+    assert!(status.success());
+    let line = stderr.iter().find(|l| l.contains("echo server started"));
+    assert!(
+        line.is_some_and(|l| l.contains(r#"context=Some("web")"#)),
+        "{stderr:#?}"
+    );
+    assert_eq!(
+        (stat(&stats, "hits"), stat(&stats, "misses")),
+        (2, 0),
+        "{stats}"
+    );
+    assert_eq!(
+        (stat(&stats, "full"), stat(&stats, "resumed")),
+        (2, 2),
+        "{stats}"
+    );
+}
+
+/// A context name the cache cannot take fails at startup, in one line.
+#[test]
+fn an_invalid_context_fails_with_one_line() {
+    let long = "x".repeat(65);
+    for (name, len) in [(long.as_str(), 65), ("", 0)] {
+        let stderr = process::fails_with_one_line(&["--context", name]);
+        assert!(stderr.starts_with("error: --context"), "{stderr}");
+        assert!(
+            stderr.contains(&format!("must be 1 to 64 bytes, not {len}")),
+            "{stderr}"
+        );
+    }
 }

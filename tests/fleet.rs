@@ -7,20 +7,16 @@
 
 mod common;
 
-#[path = "../examples/echo_server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod echo_server;
-
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::connect_saying;
 use common::hello::{Answer, MAX_RECORD, client_hello, client_hello_padded};
-use common::process::{repo, s_client};
+use common::process::s_client;
 use common::redis::{Cluster, Redis};
 use common::reframe::{FRAMINGS, Framing, Proxy, replay};
-use echo_server::{EchoServer, Report, Settings, TlsVersions};
+use common::server::{Serve, shipped_config};
 use rustls::pki_types::ServerName;
 use rustls::server::StoresServerSessions;
 use rustls::{HandshakeKind, KeyLog, SupportedProtocolVersion};
@@ -30,8 +26,6 @@ use rustls_session_cache::fleet::{
 use rustls_session_cache::{CacheMode, Session, SessionCache, SessionCacheBuilder};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 
 use HandshakeKind::{Full, Resumed};
@@ -46,13 +40,12 @@ const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
 /// build, on a busy 2-core machine.
 const MARGIN: Duration = Duration::from_millis(300);
 
-/// One echo server instance of the fleet, in-process, taking connections through the
-/// fleet's acceptor.
+/// One echo server instance of the fleet, in-process (`tests/common/server.rs`), taking
+/// connections through the fleet's acceptor.
 struct Instance {
     addr: SocketAddr,
     fleet: Arc<Fleet>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Report>,
+    server: common::server::Running,
 }
 
 impl Instance {
@@ -70,10 +63,38 @@ impl Instance {
     }
 
     async fn with_mode(redis: &Redis, mode: CacheMode) -> Self {
-        // The echo server's own cache: under NO_INTERNAL_STORE it parks new sessions
-        // for its admission policy.
-        let cache = echo_server::build_cache(1024, Duration::from_secs(300), mode).unwrap();
-        Self::serve(redis, KEY1, cache, |b| b, None, true).await
+        let cache = SessionCache::builder().capacity(1024).mode(mode);
+        Self::with(redis, KEY1, cache, |b| b, None).await
+    }
+
+    /// Under `NO_INTERNAL_STORE`, an application's policy as the echo server's: the
+    /// sessions a connection made are added to the fleet if its client says `remember
+    /// me`, and dropped otherwise. (Clients here connect one at a time, so "the sessions
+    /// made since the last line" are that connection's.)
+    async fn admitting(redis: &Redis, mode: CacheMode) -> Self {
+        let pending = Arc::new(Mutex::new(Vec::<Session>::new()));
+        let held = pending.clone();
+        let cache = SessionCache::builder()
+            .capacity(1024)
+            .mode(mode)
+            .on_new_session(move |s| held.lock().unwrap().push(s.clone()))
+            .build()
+            .unwrap();
+        let fleet = redis
+            .backend(Fleet::builder(cache.clone()))
+            .keys(FleetKeys::parse(KEY1).unwrap())
+            .build()
+            .unwrap();
+        let admit = fleet.clone();
+        let serve = Serve::new(shipped_config(&[TLS13, TLS12], fleet.clone()), cache)
+            .through(&fleet, true)
+            .on_data(move |line| {
+                let made: Vec<Session> = std::mem::take(&mut *pending.lock().unwrap());
+                if line == b"remember me\n" {
+                    made.into_iter().for_each(|s| assert!(admit.add_session(s)));
+                }
+            });
+        Self::serving(fleet, serve).await
     }
 
     async fn with(
@@ -98,13 +119,7 @@ impl Instance {
             .backend(Fleet::builder(cache.clone()))
             .keys(FleetKeys::parse(keys).unwrap());
         let fleet = fleet(builder).build().unwrap();
-        let tls = echo_server::tls_config(
-            &repo("certs/server.crt"),
-            &repo("certs/server.key"),
-            TlsVersions::Both,
-            fleet.clone(),
-        )
-        .unwrap();
+        let tls = shipped_config(&[TLS13, TLS12], fleet.clone());
         let tls = match key_log {
             Some(log) => {
                 let mut config = Arc::try_unwrap(tls).unwrap();
@@ -113,29 +128,21 @@ impl Instance {
             }
             None => tls,
         };
-        let server = EchoServer::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            tls,
-            cache,
-            Settings::default(),
-        )
-        .await
-        .unwrap();
+        let serve = Serve::new(tls, cache);
         // Without the fleet's acceptor: tokio-rustls's own, with the fleet as the store.
-        let server = match through_acceptor {
-            true => server.with_fleet(Some(fleet.clone()), TlsVersions::Both),
-            false => server,
+        let serve = match through_acceptor {
+            true => serve.through(&fleet, true),
+            false => serve,
         };
-        let addr = server.local_addr().unwrap();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        Self::serving(fleet, serve).await
+    }
+
+    async fn serving(fleet: Arc<Fleet>, serve: Serve) -> Self {
+        let server = serve.start().await;
         Self {
-            addr,
+            addr: server.addr,
             fleet,
-            stop,
-            task,
+            server,
         }
     }
 
@@ -144,9 +151,8 @@ impl Instance {
         common::settle(&self.fleet).await;
     }
 
-    async fn stop(self) -> Report {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap()
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 
@@ -547,8 +553,8 @@ async fn no_internal_store_shares_only_what_the_application_admits() {
     let redis = Redis::start();
     let mode = CacheMode::SERVER | CacheMode::NO_INTERNAL_STORE;
     let (a, b) = (
-        Instance::with_mode(&redis, mode).await,
-        Instance::with_mode(&redis, mode).await,
+        Instance::admitting(&redis, mode).await,
+        Instance::admitting(&redis, mode).await,
     );
     for (version, admitted) in [(TLS12, 1), (TLS13, 2)] {
         assert_eq!(redis.command("FLUSHALL"), "+OK\r\n");
@@ -1020,18 +1026,8 @@ async fn an_acceptor_without_tls13_claims_no_tickets() {
             .keys(FleetKeys::parse(KEY1).unwrap())
             .build()
             .unwrap();
-        let versions = if tls13 {
-            TlsVersions::Both
-        } else {
-            TlsVersions::Tls12
-        };
-        let config = echo_server::tls_config(
-            &repo("certs/server.crt"),
-            &repo("certs/server.key"),
-            versions,
-            fleet.clone(),
-        )
-        .unwrap();
+        let versions: &[_] = if tls13 { &[TLS13, TLS12] } else { &[TLS12] };
+        let config = shipped_config(versions, fleet.clone());
         let acceptor = fleet.acceptor(config).tls13(tls13);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -1061,6 +1057,18 @@ mod binary {
         path.to_str().unwrap().to_owned()
     }
 
+    /// Waits (10 s at most) until `done` says the sessions have reached Redis.
+    fn written_when(done: impl Fn() -> bool) {
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !done() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the session never reached Redis"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
     #[test]
     fn two_echo_servers_share_sessions_through_redis() {
         let redis = Redis::start();
@@ -1084,14 +1092,7 @@ mod binary {
             let made = s_client(&a.addr, version, ("-sess_out", &session), "hello");
             assert!(made.starts_with(&format!("New, {name}")), "{made}");
             // The write to Redis is behind the handshake: wait until it has landed.
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while redis.all_values().len() < written {
-                assert!(
-                    std::time::Instant::now() < deadline,
-                    "the session never reached Redis"
-                );
-                std::thread::sleep(Duration::from_millis(5));
-            }
+            written_when(|| redis.all_values().len() >= written);
             let resumed = s_client(&b.addr, version, ("-sess_in", &session), "again");
             assert!(
                 resumed.starts_with(&format!("Reused, {name}")),
@@ -1112,6 +1113,95 @@ mod binary {
         let (status, stats, _) = a.terminate();
         assert!(status.success());
         assert!(stats.contains(" writes_dropped=0 "), "{stats}");
+    }
+
+    /// `--context`: two servers on one Redis naming different contexts never resume
+    /// each other's sessions (nor use them up), and one naming the same context does;
+    /// with `tickets` (`--tickets fleet`) the same holds for fleet tickets.
+    fn contexts_across_servers(tickets: bool) {
+        let redis = Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(&dir, &format!("{KEY1}\n"));
+        let url = redis.url();
+        let fleet = ["--redis", &url, "--fleet-key-file", &keys];
+        let with = |context| {
+            let ticket_flags: &[&str] = if tickets {
+                &["--tickets", "fleet"]
+            } else {
+                &[]
+            };
+            EchoServer::start(&[&fleet[..], ticket_flags, &["--context", context]].concat())
+        };
+        let (a, other, same) = (with("alpha"), with("beta"), with("alpha"));
+        // `alpha`, hex: the context is in every key of its sessions.
+        let alpha_keys = || {
+            let all = redis.all_values();
+            all.iter()
+                .filter(|(key, _)| key.starts_with("rsc:616c706861:"))
+                .count()
+        };
+        for (version, name, written) in [("-tls1_2", "TLSv1.2", 1), ("-tls1_3", "TLSv1.3", 3)] {
+            let session = dir.path().join(format!("{name}.pem"));
+            let made = s_client(&a.addr, version, ("-sess_out", &session), "hello");
+            assert!(made.starts_with(&format!("New, {name}")), "{made}");
+            written_when(|| tickets || alpha_keys() >= written);
+            let crossed = s_client(&other.addr, version, ("-sess_in", &session), "hi");
+            assert!(
+                crossed.starts_with(&format!("New, {name}")),
+                "another context: {crossed}"
+            );
+            let resumed = s_client(&same.addr, version, ("-sess_in", &session), "again");
+            assert!(
+                resumed.starts_with(&format!("Reused, {name}")),
+                "the same context, on another server: {resumed}"
+            );
+        }
+        let (status, stats, _) = other.terminate();
+        assert!(status.success());
+        assert!(stats.contains(" resumed=0 "), "{stats}");
+        assert!(stats.contains(" l2_hits=0 "), "{stats}");
+        assert!(stats.contains(" claims_redeemed=0 "), "{stats}");
+        if tickets {
+            // Both tickets were opened under `beta` and failed: the context is bound in.
+            assert!(stats.contains(" tickets_decrypted=0 "), "{stats}");
+            assert!(stats.contains(" ticket_decrypt_bad_tag=2 "), "{stats}");
+        }
+        let (status, stats, _) = same.terminate();
+        assert!(status.success());
+        assert!(stats.contains(" full=0 resumed=2 "), "{stats}");
+        if tickets {
+            assert!(stats.contains(" tickets_decrypted=2 "), "{stats}");
+        } else {
+            // TLS 1.2 fetched, TLS 1.3 claimed, both from Redis, as on any other server.
+            assert!(stats.contains(" l2_hits=2 "), "{stats}");
+            assert!(stats.contains(" claims_redeemed=1 "), "{stats}");
+        }
+        a.terminate();
+    }
+
+    #[test]
+    fn different_contexts_never_resume_each_others_sessions_and_the_same_does() {
+        contexts_across_servers(false);
+    }
+
+    #[test]
+    fn different_contexts_never_resume_each_others_fleet_tickets_and_the_same_does() {
+        contexts_across_servers(true);
+    }
+
+    #[test]
+    fn an_invalid_context_fails_at_startup_before_redis() {
+        let dir = tempfile::tempdir().unwrap();
+        let keys = key_file(&dir, &format!("{KEY1}\n"));
+        let long = "x".repeat(65);
+        // No Redis listens on port 1: the name is refused before any connection.
+        let redis = ["--redis", "redis://127.0.0.1:1", "--fleet-key-file", &keys];
+        for (name, len) in [(long.as_str(), 65), ("", 0)] {
+            let stderr = fails_with_one_line(&[&redis[..], &["--context", name]].concat());
+            let expected = format!("must be 1 to 64 bytes, not {len}");
+            assert!(stderr.contains(&expected), "{stderr}");
+            assert!(stderr.starts_with("error: --context"), "{stderr}");
+        }
     }
 
     #[test]

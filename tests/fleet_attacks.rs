@@ -5,16 +5,13 @@
 //! and the cache modes mean for the fleet what they mean for one `SessionCache`. A few
 //! tests pin down documented behaviour and one known limitation, and say so.
 //!
-//! The servers are the echo server example, in-process, taking connections through the
-//! fleet's acceptor (or, to compare, through stock tokio-rustls); each test that needs
-//! Redis starts its own.
+//! The servers are echo servers in-process (`tests/common/server.rs`), taking
+//! connections through the fleet's acceptor (or, to compare, through stock
+//! tokio-rustls), and for the example's own wiring and limits its binary; each test that
+//! needs Redis starts its own.
 #![cfg(feature = "redis")]
 
 mod common;
-
-#[path = "../examples/echo_server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod echo_server;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -23,15 +20,14 @@ use std::time::{Duration, Instant, SystemTime};
 
 use common::connect_saying;
 use common::hello::{Answer, MAX_RECORD, client_hello, client_hello_padded, records};
-use common::process::repo;
+use common::process::{EchoServer as Binary, stat};
 use common::redis::Redis;
 use common::reframe::{Framing, Proxy, read_record, replay};
+use common::server::{Serve, shipped_config_on};
 use common::settle;
-use echo_server::{EchoServer, Settings, TlsVersions};
 use rustls::crypto::CryptoProvider;
 use rustls::crypto::ring::kx_group::{SECP256R1, X25519};
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::pki_types::ServerName;
 use rustls::server::StoresServerSessions;
 use rustls::{HandshakeKind, ServerConfig, SupportedProtocolVersion};
 use rustls_session_cache::fleet::client_hello::{Parsed, parse};
@@ -51,33 +47,21 @@ fn ring() -> CryptoProvider {
     rustls::crypto::ring::default_provider()
 }
 
-/// The echo server's config (the shipped certificate, ring's default provider) for
-/// `versions`, storing sessions in `store`.
-fn shipped_config(versions: TlsVersions, store: Arc<dyn StoresServerSessions>) -> ServerConfig {
-    let config = echo_server::tls_config(
-        &repo("certs/server.crt"),
-        &repo("certs/server.key"),
-        versions,
-        store,
-    )
-    .unwrap();
-    Arc::unwrap_or_clone(config)
+/// The shipped certificate on ring's default provider, offering `versions`, storing
+/// sessions in `store`.
+fn shipped_config(
+    versions: &[&'static SupportedProtocolVersion],
+    store: Arc<dyn StoresServerSessions>,
+) -> ServerConfig {
+    let mut config = shipped_config_on(ring(), versions);
+    config.session_storage = store;
+    config
 }
 
 /// A TLS 1.3 config with the shipped certificate on `provider` (for its key exchange
 /// groups).
 fn config_on(provider: CryptoProvider) -> ServerConfig {
-    let chain = CertificateDer::pem_file_iter(repo("certs/server.crt"))
-        .unwrap()
-        .collect::<Result<Vec<_>, _>>()
-        .unwrap();
-    let key = PrivateKeyDer::from_pem_file(repo("certs/server.key")).unwrap();
-    ServerConfig::builder_with_provider(Arc::new(provider))
-        .with_protocol_versions(&[TLS13])
-        .unwrap()
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .unwrap()
+    shipped_config_on(provider, &[TLS13])
 }
 
 /// A client on `provider` offering `versions`, remembering its sessions.
@@ -88,36 +72,29 @@ fn client(
     TlsConnector::from(Arc::new(common::shipped_client_config(provider, versions)))
 }
 
-/// Runs the echo server on a free port, serving `config` from `cache`, through `fleet`'s
-/// acceptor if there is one (told whether `versions` include TLS 1.3), else through
+/// Runs an echo server on a free port, serving `config` from `cache`, through `fleet`'s
+/// acceptor if there is one (told whether the config offers TLS 1.3), else through
 /// stock tokio-rustls. It serves until the test's runtime ends.
 async fn spawn_echo(
     config: ServerConfig,
     cache: Arc<SessionCache>,
     fleet: Option<Arc<Fleet>>,
-    versions: TlsVersions,
-    settings: Settings,
+    tls13: bool,
 ) -> SocketAddr {
-    let server = EchoServer::bind(
-        "127.0.0.1:0".parse().unwrap(),
-        Arc::new(config),
-        cache,
-        settings,
-    )
-    .await
-    .unwrap()
-    .with_fleet(fleet, versions);
-    let addr = server.local_addr().unwrap();
-    tokio::spawn(server.run(std::future::pending()));
-    addr
+    let serve = Serve::new(Arc::new(config), cache);
+    let serve = match &fleet {
+        Some(fleet) => serve.through(fleet, tls13),
+        None => serve,
+    };
+    serve.start().await.addr
 }
 
 /// A stock tokio-rustls echo server (no fleet), TLS 1.2 and 1.3: what rustls itself
 /// answers to the same bytes.
 async fn stock_server() -> SocketAddr {
     let cache = SessionCache::new(64);
-    let config = shipped_config(TlsVersions::Both, cache.clone());
-    spawn_echo(config, cache, None, TlsVersions::Both, Settings::default()).await
+    let config = shipped_config(&[TLS13, TLS12], cache.clone());
+    spawn_echo(config, cache, None, true).await
 }
 
 /// One server of the fleet: the echo server through the fleet's acceptor.
@@ -137,21 +114,14 @@ impl Node {
             .redis_url(redis.url())
             .keys(FleetKeys::parse(KEY1).unwrap());
         let fleet = fleet(builder).build().unwrap();
-        let addr = spawn_echo(
-            config,
-            cache,
-            Some(fleet.clone()),
-            TlsVersions::Both,
-            Settings::default(),
-        )
-        .await;
+        let addr = spawn_echo(config, cache, Some(fleet.clone()), true).await;
         Self { addr, fleet }
     }
 
     /// TLS 1.2 and 1.3, an L1 of 1024, the fleet's defaults but for `fleet`.
     async fn with(redis: &Redis, fleet: impl FnOnce(FleetBuilder) -> FleetBuilder) -> Self {
         let cache = SessionCache::new(1024);
-        let config = shipped_config(TlsVersions::Both, cache.clone());
+        let config = shipped_config(&[TLS13, TLS12], cache.clone());
         Self::start(redis, cache, fleet, config).await
     }
 
@@ -354,7 +324,7 @@ async fn zero_rtt_first_flight_replayed_on_three_servers_resumes_once() {
     let mut nodes = Vec::new();
     for _ in 0..3 {
         let cache = SessionCache::new(1024);
-        let mut config = shipped_config(TlsVersions::Tls13, cache.clone());
+        let mut config = shipped_config(&[TLS13], cache.clone());
         config.max_early_data_size = 16 * 1024;
         let deadline = |b: FleetBuilder| b.fetch_deadline(Duration::from_secs(3));
         nodes.push(Node::start(&redis, cache, deadline, config).await);
@@ -724,7 +694,7 @@ async fn re_adding_a_used_ticket_with_add_session_lets_it_resume_again() {
         .on_new_session(move |s: &Session| log.lock().unwrap().push(s.clone()))
         .build()
         .unwrap();
-    let config = shipped_config(TlsVersions::Tls13, cache.clone());
+    let config = shipped_config(&[TLS13], cache.clone());
     let a = Node::start(&redis, cache, |b| b, config).await;
     let b = Node::plain(&redis).await;
     let c = Node::plain(&redis).await;
@@ -773,7 +743,7 @@ async fn tls13_tickets_stay_out_of_l1_and_do_not_evict_tls12_sessions() {
         .shards(1)
         .build()
         .unwrap();
-    let config = shipped_config(TlsVersions::Both, cache.clone());
+    let config = shipped_config(&[TLS13, TLS12], cache.clone());
     let a = Node::start(&redis, cache.clone(), |b| b, config).await;
     let old = client(ring(), &[TLS12]);
     assert_eq!(connect(&old, a.addr).await, Full);
@@ -848,37 +818,36 @@ async fn fleet_add_session_under_update_time_refreshes_l1_like_the_cache() {
 /// client's TLS 1.2 session id for a TLS 1.3 client's random legacy id, and fetches
 /// nothing: a session made on one instance never resumed on another.
 ///
-/// Guards the example's wiring (`EchoServer::with_fleet` tells the acceptor the
-/// versions): a client offering TLS 1.3 and 1.2 resumes across instances of a TLS
-/// 1.2-only fleet, as a TLS 1.2-only client does (the control).
+/// Guards the example's wiring (its `--tls` tells the fleet's acceptor the versions),
+/// on two of its binaries: a client offering TLS 1.3 and 1.2 resumes across instances
+/// of a TLS 1.2-only fleet, as a TLS 1.2-only client does (the control).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tls12_only_echo_server_fleet_fetches_for_clients_offering_tls13() {
     let redis = Redis::start();
     let dir = tempfile::tempdir().unwrap();
     let key_file = dir.path().join("fleet.keys");
     std::fs::write(&key_file, format!("{KEY1}\n")).unwrap();
-    let at = echo_server::RedisAt::Single(redis.url());
-    let mut instances = Vec::new();
-    for _ in 0..2 {
-        let cache =
-            echo_server::build_cache(1024, Duration::from_secs(300), CacheMode::SERVER).unwrap();
-        let fleet = echo_server::build_fleet(&at, "rsc", Some(&key_file), cache.clone()).unwrap();
-        let config = shipped_config(TlsVersions::Tls12, fleet.clone());
-        let (tls12, settings) = (TlsVersions::Tls12, Settings::default());
-        let addr = spawn_echo(config, cache, Some(fleet.clone()), tls12, settings).await;
-        instances.push((addr, fleet));
-    }
-    let [(maker, made_on), (other, fetched_on)] = &instances[..] else {
-        unreachable!()
-    };
+    let url = redis.url();
+    let flags = ["--tls", "1.2", "--redis", &url, "--fleet-key-file"];
+    let flags = [&flags[..], &[key_file.to_str().unwrap()]].concat();
+    let (maker, other) = (Binary::start(&flags), Binary::start(&flags));
+    let addr = |server: &Binary| server.addr.parse::<SocketAddr>().unwrap();
     let offers: [&[&'static SupportedProtocolVersion]; 2] = [&[TLS12], &[TLS13, TLS12]];
-    for versions in offers {
+    for (made, versions) in (1..).zip(offers) {
         let client = client(ring(), versions);
-        assert_eq!(connect(&client, *maker).await, Full, "{versions:?}");
-        settle(made_on).await;
-        assert_eq!(connect(&client, *other).await, Resumed, "{versions:?}");
+        assert_eq!(connect(&client, addr(&maker)).await, Full, "{versions:?}");
+        // The maker's write of the session has reached Redis.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while redis.all_values().len() < made {
+            assert!(Instant::now() < deadline, "session {made} never written");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let resumed = connect(&client, addr(&other)).await;
+        assert_eq!(resumed, Resumed, "{versions:?}");
     }
-    assert_eq!(fetched_on.stats().l2_hits, 2, "{:?}", fetched_on.stats());
+    let (_, stats, _) = other.terminate();
+    assert_eq!(stat(&stats, "l2_hits"), 2, "{stats}");
+    maker.terminate();
 }
 
 // ---------------------------------------------------------------------------------
@@ -1079,19 +1048,14 @@ fn a_runtime_without_timers_is_refused_at_build() {
 /// so N silent TCP connections (no bytes at all) keep everyone else from being accepted
 /// until the handshake timeout drops them.
 ///
-/// Pins that down: with 2 slots, a client gets in (control); with 2 idle sockets open
-/// it waits; once the handshake timeout (1 s here) has dropped them, it gets in again
-/// while they are still open on the attacker's side.
+/// Pins that down on the example's binary, `--max-connections 2`: a client gets in
+/// (control); with 2 idle sockets open it waits; once the handshake timeout (the
+/// example's 10 s) has dropped them, it gets in again while they are still open on the
+/// attacker's side.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connections_slots_are_held_by_idle_sockets_until_the_handshake_timeout() {
-    let cache = SessionCache::new(64);
-    let config = shipped_config(TlsVersions::Both, cache.clone());
-    let settings = Settings {
-        max_connections: 2,
-        handshake_timeout: Duration::from_secs(1),
-        ..Settings::default()
-    };
-    let addr = spawn_echo(config, cache, None, TlsVersions::Both, settings).await;
+    let server = Binary::start(&["--max-connections", "2"]);
+    let addr: SocketAddr = server.addr.parse().unwrap();
     let real = client(ring(), &[TLS13]);
     assert_eq!(connect(&real, addr).await, Full, "control");
     let started = Instant::now();
@@ -1104,9 +1068,14 @@ async fn max_connections_slots_are_held_by_idle_sockets_until_the_handshake_time
         locked_out.is_err(),
         "two silent sockets lock everyone else out"
     );
-    let later = tokio::time::timeout(Duration::from_secs(5), connect(&real, addr)).await;
+    let later = tokio::time::timeout(Duration::from_secs(15), connect(&real, addr)).await;
     let waited = started.elapsed();
     eprintln!("in again after {waited:?}");
     assert!(later.is_ok(), "the handshake timeout frees the slots");
-    assert!(waited >= Duration::from_millis(900), "{waited:?}");
+    assert!(waited >= Duration::from_millis(9_500), "{waited:?}");
+    let (_, stats, _) = server.terminate();
+    // The control's full handshake; the client came back with the control's ticket.
+    let handshakes = (stat(&stats, "full"), stat(&stats, "resumed"));
+    assert_eq!(handshakes, (1, 1), "{stats}");
+    assert!(stat(&stats, "limited") >= 1, "{stats}");
 }

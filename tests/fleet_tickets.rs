@@ -6,19 +6,16 @@
 
 mod common;
 
-#[path = "../examples/echo_server.rs"]
-#[allow(dead_code, unreachable_pub)]
-mod echo_server;
-
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::hello::{MAX_RECORD, client_hello_with_ticket, handshake_types};
-use common::process::{EchoServer as Binary, fails_with_one_line, openssl, repo, s_client_output};
+use common::process::{EchoServer as Binary, fails_with_one_line, openssl, s_client_output};
 use common::redis::{Cluster, Redis};
-use echo_server::{EchoServer, Report, Settings, TlsVersions};
+use common::server::{Serve, shipped_config};
+use rustls::SupportedProtocolVersion;
 use rustls::server::ProducesTickets;
 use rustls_session_cache::SessionCache;
 use rustls_session_cache::fleet::{
@@ -26,20 +23,20 @@ use rustls_session_cache::fleet::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
+const TLS12: &SupportedProtocolVersion = &rustls::version::TLS12;
+const TLS13: &SupportedProtocolVersion = &rustls::version::TLS13;
 const KEY1: &str = "1111111111111111111111111111111111111111111111111111111111111111";
 const VERSIONS: [(&str, &str); 2] = [("-tls1_2", "TLSv1.2"), ("-tls1_3", "TLSv1.3")];
 
-/// One echo server of the fleet, in-process: the stateful fleet tier as its session
-/// store (as `--redis` makes it) and a fleet ticketer (as `--tickets fleet`).
+/// One echo server of the fleet, in-process (`tests/common/server.rs`): the stateful
+/// fleet tier as its session store (as `--redis` makes it) and a fleet ticketer (as
+/// `--tickets fleet`).
 struct Server {
     addr: String,
     ticketer: Arc<FleetTicketer>,
     fleet: Arc<Fleet>,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Report>,
+    server: common::server::Running,
 }
 
 impl Server {
@@ -58,35 +55,17 @@ impl Server {
             .build()
             .unwrap();
         ticketer.first_sync().await;
-        let tls = echo_server::tls_config(
-            &repo("certs/server.crt"),
-            &repo("certs/server.key"),
-            TlsVersions::Both,
-            fleet.clone(),
-        )
-        .unwrap();
-        let tls = echo_server::with_tickets(tls, &ticketer);
-        let server = EchoServer::bind(
-            "127.0.0.1:0".parse().unwrap(),
-            tls,
-            cache,
-            Settings::default(),
-        )
-        .await
-        .unwrap()
-        .with_fleet(Some(fleet.clone()), TlsVersions::Both)
-        .with_ticket_stats(Some(ticketer.clone()));
-        let addr = server.local_addr().unwrap().to_string();
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server.run(async {
-            let _ = stopped.await;
-        }));
+        let tls = shipped_config(&[TLS13, TLS12], fleet.clone());
+        let server = Serve::new(tls, cache)
+            .tickets(&ticketer)
+            .through(&fleet, true)
+            .start()
+            .await;
         Self {
-            addr,
+            addr: server.addr.to_string(),
             ticketer,
             fleet,
-            stop,
-            task,
+            server,
         }
     }
 
@@ -112,9 +91,8 @@ impl Server {
         )
     }
 
-    async fn stop(self) -> Report {
-        self.stop.send(()).unwrap();
-        self.task.await.unwrap()
+    async fn stop(self) {
+        self.server.stop().await;
     }
 }
 

@@ -8,6 +8,7 @@ pub mod process;
 #[cfg(feature = "redis")]
 pub mod redis;
 pub mod reframe;
+pub mod server;
 
 use std::ops::DerefMut;
 use std::sync::{Arc, Mutex, OnceLock};

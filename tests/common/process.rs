@@ -212,6 +212,15 @@ pub fn s_client(addr: &str, version: &str, session: (&str, &Path), line: &str) -
     s_client_output(addr, version, session, line).0
 }
 
+/// The value of the counter `name` in a `stats:` line.
+pub fn stat(line: &str, name: &str) -> u64 {
+    line.split_whitespace()
+        .find_map(|pair| pair.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_else(|| panic!("no {name}= in {line}"))
+        .parse()
+        .unwrap()
+}
+
 /// Runs the binary with `flags`; it must fail with exactly one line on stderr.
 pub fn fails_with_one_line(flags: &[&str]) -> String {
     let out = Command::new(echo_server_binary())
