@@ -329,3 +329,243 @@ mod fleet {
         assert_eq!(at("entries"), Some("0"));
     }
 }
+
+/// The echo server's `--metrics`: scraped over real TCP after real handshakes with the
+/// built binary, as an operator's Prometheus would.
+mod endpoint {
+    use std::io::{Read, Write};
+    use std::net::{SocketAddr, TcpStream as StdTcp};
+    use std::time::{Duration, Instant};
+
+    use super::sample;
+    use crate::common::process::EchoServer;
+    use crate::common::tls_connector;
+    use rustls::HandshakeKind::{self, Full, Resumed};
+    use rustls::pki_types::ServerName;
+    use rustls::version::{TLS12, TLS13};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpStream;
+    use tokio_rustls::TlsConnector;
+
+    /// The binary with `--metrics 127.0.0.1:0` and `flags`, and where its metrics are.
+    fn start(flags: &[&str]) -> (EchoServer, SocketAddr) {
+        let mut all = vec!["--metrics", "127.0.0.1:0"];
+        all.extend_from_slice(flags);
+        let server = EchoServer::start(&all);
+        let line = server
+            .stdout
+            .all()
+            .into_iter()
+            .find(|l| l.starts_with("metrics on "))
+            .expect("a `metrics on ADDR` line before `listening on`");
+        let at: SocketAddr = line["metrics on ".len()..].parse().unwrap();
+        assert_ne!(at.port(), 0, "the real port: {line}");
+        (server, at)
+    }
+
+    /// One HTTP request, `request` sent as is; the whole response.
+    fn http(at: SocketAddr, request: &[u8]) -> String {
+        let mut tcp = StdTcp::connect(at).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        tcp.write_all(request).unwrap();
+        let mut response = String::new();
+        tcp.read_to_string(&mut response).unwrap();
+        response
+    }
+
+    /// `GET /metrics`: the sample lines, sorted.
+    fn scrape(at: SocketAddr) -> Vec<String> {
+        let response = http(at, b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n");
+        let (head, body) = response.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+        assert!(
+            head.contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        let mut lines: Vec<String> = body
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(str::to_owned)
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    async fn connect(client: &TlsConnector, addr: &str) -> HandshakeKind {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        let name = ServerName::try_from("localhost").unwrap();
+        let mut tls = client.connect(name, tcp).await.unwrap();
+        tls.write_all(b"ping").await.unwrap();
+        let mut echo = [0; 4];
+        tls.read_exact(&mut echo).await.unwrap();
+        assert_eq!(&echo, b"ping");
+        tls.shutdown().await.unwrap();
+        tls.get_ref().1.handshake_kind().unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_scrape_after_one_full_and_one_resumed_handshake_per_version() {
+        let (server, at) = start(&[]);
+        for version in [&TLS13, &TLS12] {
+            let client = tls_connector(version);
+            assert_eq!(connect(&client, &server.addr).await, Full);
+            assert_eq!(connect(&client, &server.addr).await, Resumed);
+        }
+        let lines = scrape(at);
+        let at_ = |metric: &str| sample(&lines, metric).map(str::to_owned);
+        for (kind, version) in [
+            ("full", "1.3"),
+            ("resumed", "1.3"),
+            ("full", "1.2"),
+            ("resumed", "1.2"),
+        ] {
+            let name = format!(
+                r#"tls_handshakes_total{{cache="default",kind="{kind}",version="{version}"}}"#
+            );
+            assert_eq!(at_(&name).as_deref(), Some("1"), "{name} in {lines:#?}");
+        }
+        // TLS 1.3: 2 tickets, one taken, 2 more; TLS 1.2: one session, got.
+        assert_eq!(
+            at_(r#"tls_session_cache_hits_total{cache="default"}"#).as_deref(),
+            Some("2")
+        );
+        assert_eq!(
+            at_(r#"tls_session_cache_misses_total{cache="default"}"#).as_deref(),
+            Some("0")
+        );
+        assert_eq!(
+            at_(r#"tls_session_cache_entries{cache="default"}"#).as_deref(),
+            Some("4")
+        );
+        assert_eq!(
+            at_(r#"tls_session_cache_new_sessions_total{cache="default"}"#).as_deref(),
+            Some("5")
+        );
+        assert_eq!(
+            at_(r#"tls_session_cache_capacity{cache="default"}"#).as_deref(),
+            Some("20480")
+        );
+        // The stats line agrees.
+        let (status, stats, _) = server.terminate();
+        assert!(status.success());
+        assert!(
+            stats.contains("hits=2 misses=0") && stats.contains("full=2 resumed=2"),
+            "{stats}"
+        );
+    }
+
+    #[test]
+    fn only_get_metrics_is_served_and_a_hostile_request_is_bounded() {
+        let (_server, at) = start(&["--context", "edge"]);
+        assert!(http(at, b"GET / HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        assert!(http(at, b"POST /metrics HTTP/1.1\r\n\r\n").starts_with("HTTP/1.1 404"));
+        // A head that never ends: read up to 8 KiB, then answered (here: 404) and closed.
+        let mut tcp = StdTcp::connect(at).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let started = Instant::now();
+        let junk = vec![b'a'; 64 * 1024];
+        let _ = tcp.write_all(&junk); // the server may close before taking it all
+        let mut response = Vec::new();
+        let _ = tcp.read_to_end(&mut response);
+        assert!(
+            response.starts_with(b"HTTP/1.1 404"),
+            "{:?}",
+            String::from_utf8_lossy(&response)
+        );
+        assert!(started.elapsed() < Duration::from_secs(5));
+        // A head that never completes: dropped after 5 s in all, however it trickles.
+        let mut slow = StdTcp::connect(at).unwrap();
+        slow.set_read_timeout(Some(Duration::from_secs(15)))
+            .unwrap();
+        let started = Instant::now();
+        let mut closed = false;
+        for _ in 0..12 {
+            if slow.write_all(b"G").is_err() {
+                closed = true;
+                break;
+            }
+            let mut byte = [0];
+            slow.set_read_timeout(Some(Duration::from_millis(1000)))
+                .unwrap();
+            if let Ok(0) = slow.read(&mut byte) {
+                closed = true;
+                break;
+            }
+        }
+        assert!(closed, "a trickling request was not dropped");
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(4) && took < Duration::from_secs(9),
+            "{took:?}"
+        );
+        // The label is the context's name.
+        let lines = scrape(at);
+        assert_eq!(
+            sample(&lines, r#"tls_session_cache_entries{cache="edge"}"#),
+            Some("0")
+        );
+    }
+
+    #[test]
+    fn a_bad_metrics_address_is_refused_in_one_line() {
+        let line = crate::common::process::fails_with_one_line(&["--metrics", "nonsense"]);
+        assert!(line.contains("--metrics"), "{line}");
+    }
+
+    /// With the fleet: the fleet's counters on the scrape move as handshakes do.
+    #[cfg(feature = "redis")]
+    #[tokio::test]
+    async fn the_fleet_counters_appear_and_move() {
+        let redis = crate::common::redis::Redis::start();
+        let dir = tempfile::tempdir().unwrap();
+        let keys = dir.path().join("fleet.keys");
+        std::fs::write(&keys, format!("{}\n", "3".repeat(64))).unwrap();
+        let url = redis.url();
+        let flags = [
+            "--redis",
+            &url,
+            "--fleet-key-file",
+            keys.to_str().unwrap(),
+            "--tls",
+            "1.3",
+        ];
+        let (a, at_a) = start(&flags);
+        let (b, at_b) = start(&flags);
+        let fleet = |lines: &[String], metric: &str| {
+            sample(
+                lines,
+                &format!(r#"tls_session_cache_fleet_{metric}{{cache="default"}}"#),
+            )
+            .map(str::to_owned)
+        };
+        let before = scrape(at_b);
+        assert_eq!(
+            fleet(&before, "claims_won_total").as_deref(),
+            Some("0"),
+            "{before:#?}"
+        );
+        let client = tls_connector(&TLS13);
+        assert_eq!(connect(&client, &a.addr).await, Full);
+        // Until A's two tickets have landed in Redis (write-behind).
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while fleet(&scrape(at_a), "writes_written_total").as_deref() != Some("2") {
+            assert!(Instant::now() < deadline, "{:#?}", scrape(at_a));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(connect(&client, &b.addr).await, Resumed);
+        let after = scrape(at_b);
+        assert_eq!(
+            fleet(&after, "claims_won_total").as_deref(),
+            Some("1"),
+            "{after:#?}"
+        );
+        assert_eq!(fleet(&after, "claims_redeemed_total").as_deref(), Some("1"));
+        assert_eq!(fleet(&after, "claims_lost_total").as_deref(), Some("0"));
+        assert_eq!(
+            fleet(&after, "round_trip_seconds_count").as_deref(),
+            Some("1")
+        );
+        let resumed = r#"tls_handshakes_total{cache="default",kind="resumed",version="1.3"}"#;
+        assert_eq!(sample(&after, resumed), Some("1"));
+    }
+}

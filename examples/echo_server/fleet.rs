@@ -179,6 +179,25 @@ mod with_redis {
             })
         }
 
+        /// Metrics for the fleet (or, without one, `cache`) and its ticketer, labelled
+        /// `name`.
+        #[cfg(feature = "metrics")]
+        pub(crate) fn metrics(
+            &self,
+            name: &str,
+            cache: &Arc<SessionCache>,
+        ) -> rustls_session_cache::metrics::SessionMetrics {
+            use rustls_session_cache::metrics::SessionMetrics;
+            let metrics = match &self.fleet {
+                Some((fleet, _)) => SessionMetrics::for_fleet(name, fleet.clone()),
+                None => SessionMetrics::for_cache(name, cache.clone()),
+            };
+            match &self.tickets {
+                Some((ticketer, _)) => metrics.with_tickets(ticketer.clone()),
+                None => metrics,
+            }
+        }
+
         /// The fleet's counters for the stats line, then its ticketer's.
         pub(crate) fn counters(&self) -> Counters {
             let fleet = self.fleet.as_ref().map(|(fleet, _)| fleet.clone());
@@ -250,6 +269,15 @@ mod without_redis {
 
         pub(crate) fn admitter(&self) -> Option<Admit> {
             None
+        }
+
+        #[cfg(feature = "metrics")]
+        pub(crate) fn metrics(
+            &self,
+            name: &str,
+            cache: &Arc<SessionCache>,
+        ) -> rustls_session_cache::metrics::SessionMetrics {
+            rustls_session_cache::metrics::SessionMetrics::for_cache(name, cache.clone())
         }
 
         pub(crate) fn counters(&self) -> Counters {

@@ -5,7 +5,8 @@
 //! cargo run --release --example echo_server -- \
 //!     [--listen 127.0.0.1:4433] [--cert certs/server.crt] [--key certs/server.key] \
 //!     [--capacity 20480] [--timeout 300] [--mode server] [--tls 1.2|1.3|both] \
-//!     [--stats-interval SECONDS] [--max-connections 512] [--context NAME]
+//!     [--stats-interval SECONDS] [--max-connections 512] [--context NAME] \
+//!     [--metrics 127.0.0.1:9898]
 //! ```
 //!
 //! Then watch resumption with `openssl s_client -connect 127.0.0.1:4433 -CAfile
@@ -39,11 +40,17 @@
 //! `worker_connections`); past that it stops accepting until one closes, which it logs
 //! and counts (`limited=` in the stats line).
 //!
+//! Built with `--features metrics`, `--metrics ADDR` serves the cache's metrics (and
+//! the fleet's) in Prometheus text at `http://ADDR/metrics`, and prints `metrics on
+//! ADDR` at start.
+//!
 //! Where things are: `server.rs` accepts, handshakes and echoes, and prints the stats
 //! line; `policy.rs` is the application-controlled resumption; `fleet.rs` builds the
-//! fleet tier from the flags.
+//! fleet tier from the flags; `metrics.rs` serves the metrics.
 
 mod fleet;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod policy;
 mod server;
 
@@ -124,6 +131,10 @@ struct Args {
     #[arg(long, value_name = "N", default_value_t = server::DEFAULT_MAX_CONNECTIONS,
           value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     max_connections: u32,
+    /// Serve metrics in Prometheus text at http://ADDR/metrics (needs `--features
+    /// metrics`); port 0 picks a free port.
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
 }
 
 /// Which session tickets the server issues.
@@ -208,6 +219,13 @@ async fn main() -> ExitCode {
 /// Builds the cache, the fleet tier if asked for, the TLS config and the server; serves
 /// until a shutdown signal; prints the final stats line.
 async fn run(args: Args) -> Result<(), String> {
+    // The recorder first: metrics registered before it would go nowhere.
+    #[cfg(feature = "metrics")]
+    let prometheus = args.metrics.map(|_| metrics::install()).transpose()?;
+    #[cfg(not(feature = "metrics"))]
+    if args.metrics.is_some() {
+        return Err("--metrics needs the example built with the `metrics` feature".into());
+    }
     let cache = build_cache(args.capacity, Duration::from_secs(args.timeout), args.mode)?;
     // Checked before anything connects to Redis; the fleet takes the same name.
     let local: Arc<dyn StoresServerSessions> = match &args.context {
@@ -241,7 +259,7 @@ async fn run(args: Args) -> Result<(), String> {
         max_connections: args.max_connections as usize,
         ..Settings::default()
     };
-    let server = EchoServer::bind(args.listen, acceptor, cache, settings)
+    let server = EchoServer::bind(args.listen, acceptor, cache.clone(), settings)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?
         .reporting(fleet.counters());
@@ -249,6 +267,19 @@ async fn run(args: Args) -> Result<(), String> {
     let server = match fleet.admitter() {
         Some(admit) => server.admitting(policy::Admission::new(admit)),
         None => server,
+    };
+    #[cfg(feature = "metrics")]
+    let server = match (args.metrics, prometheus) {
+        (Some(at), Some(prometheus)) => {
+            let name = args.context.as_deref().unwrap_or("default");
+            let session_metrics = Arc::new(fleet.metrics(name, &cache));
+            let bound = metrics::serve(at, prometheus, session_metrics.clone()).await?;
+            server::say(&format!("metrics on {bound}"));
+            server.observing(Arc::new(move |tls| {
+                session_metrics.record_handshake(tls);
+            }))
+        }
+        _ => server,
     };
     let addr = server.local_addr().map_err(|e| e.to_string())?;
     info!(%addr, mode = %args.mode, tls = ?args.tls, context = ?args.context, "echo server started");

@@ -38,6 +38,9 @@ pub(crate) enum Acceptor {
 /// Counters the stats line shows after the cache's and the server's, as `name=value`.
 pub(crate) type Counters = Arc<dyn Fn() -> Vec<(&'static str, u64)> + Send + Sync>;
 
+/// Told of each finished handshake (the metrics count them by kind and version).
+pub(crate) type OnHandshake = Arc<dyn Fn(&rustls::CommonState) + Send + Sync>;
+
 /// Timeouts and intervals that are not flags.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Settings {
@@ -120,6 +123,7 @@ pub(crate) struct EchoServer {
     admission: Admission,
     cache: Arc<SessionCache>,
     more: Counters,
+    on_handshake: OnHandshake,
     settings: Settings,
 }
 
@@ -159,6 +163,7 @@ impl EchoServer {
             admission: Admission::into_cache(cache.clone()),
             cache,
             more: Arc::new(Vec::new),
+            on_handshake: Arc::new(|_| {}),
             settings,
         })
     }
@@ -171,6 +176,15 @@ impl EchoServer {
     /// Shows `more` counters in the stats line.
     pub(crate) fn reporting(self, more: Counters) -> Self {
         Self { more, ..self }
+    }
+
+    /// Tells `on_handshake` of each finished handshake.
+    #[cfg_attr(not(feature = "metrics"), allow(dead_code))]
+    pub(crate) fn observing(self, on_handshake: OnHandshake) -> Self {
+        Self {
+            on_handshake,
+            ..self
+        }
     }
 
     /// The address it listens on (the real port when bound to port 0).
@@ -222,6 +236,7 @@ impl EchoServer {
                             peer,
                             acceptor: self.acceptor.clone(),
                             admission: self.admission.clone(),
+                            on_handshake: self.on_handshake.clone(),
                             stats: stats.clone(),
                             settings: self.settings,
                         };
@@ -291,6 +306,7 @@ struct Connection {
     peer: SocketAddr,
     acceptor: Acceptor,
     admission: Admission,
+    on_handshake: OnHandshake,
     stats: Arc<Stats>,
     settings: Settings,
 }
@@ -326,6 +342,7 @@ impl Connection {
             &handshakes.full
         };
         counter.fetch_add(1, Ordering::Relaxed);
+        (self.on_handshake)(conn);
         info!(
             %peer,
             version = ?conn.protocol_version().unwrap_or(rustls::ProtocolVersion::Unknown(0)),
