@@ -23,14 +23,26 @@ fn recorded(name: &str, cache: &Arc<SessionCache>) -> (PrometheusRecorder, Sessi
 
 /// The scrape's sample lines (no `# HELP`/`# TYPE`), sorted.
 fn samples(handle: &PrometheusHandle) -> Vec<String> {
-    let mut lines: Vec<String> = handle
-        .render()
+    sample_lines(&handle.render())
+}
+
+/// A Prometheus text rendering's sample lines (no `# HELP`/`# TYPE`), sorted.
+fn sample_lines(text: &str) -> Vec<String> {
+    let mut lines: Vec<String> = text
         .lines()
         .filter(|line| !line.starts_with('#') && !line.is_empty())
         .map(str::to_owned)
         .collect();
     lines.sort();
     lines
+}
+
+/// `tls_session_cache_METRIC{cache="CACHE"}`'s value.
+fn of<'a>(lines: &'a [String], metric: &str, cache: &str) -> Option<&'a str> {
+    sample(
+        lines,
+        &format!(r#"tls_session_cache_{metric}{{cache="{cache}"}}"#),
+    )
 }
 
 fn sample<'a>(lines: &'a [String], metric: &str) -> Option<&'a str> {
@@ -126,22 +138,10 @@ fn two_caches_are_told_apart_by_their_label() {
     ma.publish();
     mb.publish();
     let lines = samples(&recorder.handle());
-    assert_eq!(
-        sample(&lines, r#"tls_session_cache_entries{cache="a"}"#),
-        Some("1")
-    );
-    assert_eq!(
-        sample(&lines, r#"tls_session_cache_entries{cache="b"}"#),
-        Some("0")
-    );
-    assert_eq!(
-        sample(&lines, r#"tls_session_cache_capacity{cache="a"}"#),
-        Some("8")
-    );
-    assert_eq!(
-        sample(&lines, r#"tls_session_cache_capacity{cache="b"}"#),
-        Some("16")
-    );
+    assert_eq!(of(&lines, "entries", "a"), Some("1"));
+    assert_eq!(of(&lines, "entries", "b"), Some("0"));
+    assert_eq!(of(&lines, "capacity", "a"), Some("8"));
+    assert_eq!(of(&lines, "capacity", "b"), Some("16"));
 }
 
 #[test]
@@ -167,7 +167,7 @@ fn an_unfinished_handshake_is_not_counted() {
 mod fleet {
     use std::sync::Arc;
 
-    use super::{sample, samples};
+    use super::{of, sample, samples};
     use crate::common::redis::Redis;
     use crate::common::{client_config, settle};
     use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusRecorder};
@@ -287,10 +287,7 @@ mod fleet {
         let resumed = r#"tls_handshakes_total{cache="b",kind="resumed",version="1.3"}"#;
         assert_eq!(sample(&lb, resumed), Some("1"));
         // The fleet keeps TLS 1.3 tickets out of L1: they live in Redis, until claimed.
-        assert_eq!(
-            sample(&lb, r#"tls_session_cache_entries{cache="b"}"#),
-            Some("0")
-        );
+        assert_eq!(of(&lb, "entries", "b"), Some("0"));
     }
 
     #[test]
@@ -337,7 +334,7 @@ mod endpoint {
     use std::net::{SocketAddr, TcpStream as StdTcp};
     use std::time::{Duration, Instant};
 
-    use super::sample;
+    use super::{of, sample, sample_lines};
     use crate::common::process::EchoServer;
     use crate::common::tls_connector;
     use rustls::HandshakeKind::{self, Full, Resumed};
@@ -382,13 +379,7 @@ mod endpoint {
             head.contains("content-type: text/plain; version=0.0.4"),
             "{head}"
         );
-        let mut lines: Vec<String> = body
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-            .map(str::to_owned)
-            .collect();
-        lines.sort();
-        lines
+        sample_lines(body)
     }
 
     async fn connect(client: &TlsConnector, addr: &str) -> HandshakeKind {
@@ -425,26 +416,16 @@ mod endpoint {
             assert_eq!(at_(&name).as_deref(), Some("1"), "{name} in {lines:#?}");
         }
         // TLS 1.3: 2 tickets, one taken, 2 more; TLS 1.2: one session, got.
-        assert_eq!(
-            at_(r#"tls_session_cache_hits_total{cache="default"}"#).as_deref(),
-            Some("2")
-        );
-        assert_eq!(
-            at_(r#"tls_session_cache_misses_total{cache="default"}"#).as_deref(),
-            Some("0")
-        );
-        assert_eq!(
-            at_(r#"tls_session_cache_entries{cache="default"}"#).as_deref(),
-            Some("4")
-        );
-        assert_eq!(
-            at_(r#"tls_session_cache_new_sessions_total{cache="default"}"#).as_deref(),
-            Some("5")
-        );
-        assert_eq!(
-            at_(r#"tls_session_cache_capacity{cache="default"}"#).as_deref(),
-            Some("20480")
-        );
+        for (metric, value) in [
+            ("hits_total", "2"),
+            ("misses_total", "0"),
+            ("entries", "4"),
+            ("new_sessions_total", "5"),
+            ("capacity", "20480"),
+        ] {
+            let name = format!(r#"tls_session_cache_{metric}{{cache="default"}}"#);
+            assert_eq!(at_(&name).as_deref(), Some(value), "{name} in {lines:#?}");
+        }
         // The stats line agrees.
         let (status, stats, _) = server.terminate();
         assert!(status.success());
@@ -500,10 +481,7 @@ mod endpoint {
         );
         // The label is the context's name.
         let lines = scrape(at);
-        assert_eq!(
-            sample(&lines, r#"tls_session_cache_entries{cache="edge"}"#),
-            Some("0")
-        );
+        assert_eq!(of(&lines, "entries", "edge"), Some("0"));
     }
 
     #[test]
