@@ -39,12 +39,14 @@ fn one_at_a_time_every_connection_after_the_first_resumes() {
         assert_eq!(report["offered"], 39, "all but the first: {report}");
         assert_eq!(report["resumed_of_offered"], 39, "{report}");
         let latency = &report["handshake_ms"];
-        let (p50, p99, max) = (
-            latency["p50"].as_f64(),
-            latency["p99"].as_f64(),
-            latency["max"].as_f64(),
+        let at = |q: &str| latency[q].as_f64().unwrap();
+        let quantiles = ["p50", "p90", "p99", "p99.9", "max"].map(at);
+        assert!(quantiles[0] > 0.0, "{report}");
+        assert!(quantiles.is_sorted(), "quantiles in order: {report}");
+        assert_eq!(
+            latency["count"], 40,
+            "every handshake in the histogram: {report}"
         );
-        assert!(p50 > Some(0.0) && p50 <= p99 && p99 <= max, "{report}");
     }
     let (status, stats, _) = server.terminate();
     assert!(status.success());
@@ -118,4 +120,46 @@ fn a_server_that_is_not_there_is_an_error() {
     assert!(!out.status.success());
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["errors"], 3, "{report}");
+}
+
+#[test]
+fn the_table_ends_with_a_latency_chart_of_every_handshake_and_a_closed_pipe_is_no_panic() {
+    let server = EchoServer::start(&[]);
+    let run = |stdout: std::process::Stdio| {
+        Command::new(example_binary("loadgen"))
+            .args(["--connect", &server.addr, "-n", "30", "-c", "2"])
+            .arg("--ca")
+            .arg(repo("certs/ca.crt"))
+            .stdout(stdout)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let out = run(std::process::Stdio::piped())
+        .wait_with_output()
+        .unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    let chart: Vec<&str> = text
+        .lines()
+        .skip_while(|l| *l != "handshake latency")
+        .skip(1)
+        .collect();
+    assert!(!chart.is_empty() && chart.len() <= 10, "{text}");
+    // Each bucket: `FROM - TO ms COUNT BARS`; the counts add up to every connection.
+    let total: u64 = chart
+        .iter()
+        .map(|l| l.split_whitespace().nth(4).unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert_eq!(total, 30, "{text}");
+    assert!(text.contains("handshake p99.9"), "{text}");
+    // Stdout closed before the report is written: a clean exit, no panic message.
+    let mut child = run(std::process::Stdio::piped());
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && !stderr.contains("panicked"),
+        "{stderr}"
+    );
 }
