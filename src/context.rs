@@ -20,7 +20,6 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 use rustls::server::StoresServerSessions;
-use rustls::server::danger::ClientCertVerifier;
 
 use crate::cache::SessionCache;
 use crate::error::ConfigError;
@@ -140,61 +139,6 @@ impl SessionCache {
             name,
         }))
     }
-
-    /// A view for the context a client-authentication policy calls for, named after it:
-    /// whether `verifier` requires client certificates, offers to take them, or neither,
-    /// and (when it takes them) a digest of the issuers it names to clients. Pass the
-    /// verifier the `ServerConfig` was built with (`with_client_cert_verifier`), or
-    /// `WebPkiClientVerifier::no_client_auth()` for `with_no_client_auth`; rustls keeps
-    /// a config's verifier to itself. Policies that differ get different contexts, so a
-    /// session authenticated under one never resumes under another; configs with the
-    /// same policy share theirs.
-    ///
-    /// The digest is std's `DefaultHasher` (SipHash, with the fixed keys of
-    /// `DefaultHasher::new`) of the issuers' names: the same in every process built with
-    /// the same Rust release. Servers of a fleet built with different releases may
-    /// derive different names; their sessions then do not cross (full handshakes, never
-    /// a wrong resumption). Where that matters, name the contexts yourself with
-    /// [`context`](Self::context).
-    ///
-    /// ```
-    /// use rustls::server::WebPkiClientVerifier;
-    /// use rustls_session_cache::SessionCache;
-    ///
-    /// let cache = SessionCache::new(1024);
-    /// let open = cache.context_for(&*WebPkiClientVerifier::no_client_auth())?;
-    /// assert_eq!(open.name(), "client-auth:none");
-    /// # Ok::<(), rustls_session_cache::ConfigError>(())
-    /// ```
-    ///
-    /// # Errors
-    ///
-    /// As [`context`](Self::context).
-    pub fn context_for(
-        self: &Arc<Self>,
-        verifier: &dyn ClientCertVerifier,
-    ) -> Result<Arc<ContextView>, ConfigError> {
-        self.context(&policy_name(verifier))
-    }
-}
-
-/// The name [`SessionCache::context_for`] gives `verifier`'s policy.
-fn policy_name(verifier: &dyn ClientCertVerifier) -> String {
-    use core::hash::{Hash, Hasher};
-    let policy = match (
-        verifier.offer_client_auth(),
-        verifier.client_auth_mandatory(),
-    ) {
-        (false, _) => return "client-auth:none".to_owned(),
-        (true, true) => "required",
-        (true, false) => "optional",
-    };
-    // `new` has fixed keys: the same digest in every process of one Rust release.
-    let mut digest = std::hash::DefaultHasher::new();
-    for issuer in verifier.root_hint_subjects() {
-        issuer.as_ref().hash(&mut digest);
-    }
-    format!("client-auth:{policy}:{:016x}", digest.finish())
 }
 
 /// A cache's named contexts, by number (the default, 0, has no name).
@@ -230,6 +174,15 @@ impl Contexts {
         match name {
             None => Some(Context::default()),
             Some(name) => self.register(name).ok().map(|(context, _)| context),
+        }
+    }
+
+    /// The context `name` names if the cache knows it, without registering it: a
+    /// session from the lookup callback must not take up one of the cache's slots.
+    pub(crate) fn known(&self, name: Option<&str>) -> Option<Context> {
+        match name {
+            None => Some(Context::default()),
+            Some(name) => self.find(name).map(|(context, _)| context),
         }
     }
 

@@ -82,9 +82,11 @@
 //! client as authenticated (nginx's CVE-2025-23419 is this). `tests/contexts.rs` shows it
 //! happen with one store behind both. The answer is OpenSSL's session id context:
 //! give each config whose requirements differ its own **resumption context**, a view of
-//! the one cache ([`SessionCache::context`], or [`SessionCache::context_for`] to name it
-//! after a verifier's policy). Sessions stored through a view resume only through a view
-//! of the same context; the cache itself is the default context. Views share capacity,
+//! the one cache ([`SessionCache::context`]), named by the application, one name per
+//! client-authentication policy. (The crate does not derive names from a
+//! `ClientCertVerifier`: what a verifier shows of itself, the issuers it hints to
+//! clients, is not what it trusts or checks, so two policies could get one name.)
+//! Sessions stored through a view resume only through a view of the same context; the cache itself is the default context. Views share capacity,
 //! byte budget, eviction, expiry, statistics and callbacks. A config that requires client
 //! certificates must have a context of its own.
 //!

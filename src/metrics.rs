@@ -12,12 +12,18 @@
 //! then as old as the last call. The store's code is the same with the feature on as off.
 //!
 //! Two things are recorded as they happen, because no snapshot holds them, and neither
-//! is on the store path:
+//! is in `get`, `take` or `put`:
 //! - [`record_handshake`](SessionMetrics::record_handshake): one counter increment per
 //!   connection, by the application, after its handshake;
-//! - with the fleet tier, the round trip of each ClientHello's claim or fetch in Redis
-//!   (`tls_session_cache_fleet_round_trip_seconds`): one histogram sample per Redis round
-//!   trip, which itself costs a network round trip.
+//! - with the fleet tier, in the acceptor before the handshake, how long each
+//!   ClientHello that needed Redis waited for it
+//!   (`tls_session_cache_fleet_round_trip_seconds`): one histogram sample per such
+//!   hello, next to a wait that is itself at least one network round trip. A peer can
+//!   cause one sample per hello it sends (a TLS 1.2 hello with a random session id is
+//!   enough), so the recorder must drain its histograms even when nobody scrapes:
+//!   metrics-exporter-prometheus drains them on each render and on `run_upkeep`, which
+//!   its `install` and `build` schedule but `install_recorder` and `build_recorder`
+//!   leave to the caller (the echo server example runs it every 5 s).
 //!
 //! # Names
 //!
@@ -146,6 +152,10 @@ impl SessionMetrics {
     /// # }
     /// ```
     pub fn record_handshake(&self, connection: &CommonState) -> bool {
+        // rustls knows the kind while the handshake is still going (from the hello).
+        if connection.is_handshaking() {
+            return false;
+        }
         let version = match connection.protocol_version() {
             Some(ProtocolVersion::TLSv1_2) => 0,
             Some(ProtocolVersion::TLSv1_3) => 1,
@@ -354,8 +364,10 @@ mod fleet {
         ///
         /// It also starts the round-trip histogram: from then on the fleet's acceptor
         /// records, in `tls_session_cache_fleet_round_trip_seconds`, how long each
-        /// ClientHello's claim or fetch in Redis took (up to the fetch deadline, when
-        /// that passed). Only the first `SessionMetrics` made for a fleet gets them.
+        /// ClientHello that needed Redis waited for it: for writes of its tickets still
+        /// in flight to land, then for the claim or fetch (on a cluster, every slot's
+        /// pipeline), up to the fetch deadline when that passed. Only the first
+        /// `SessionMetrics` made for a fleet gets them.
         pub fn for_fleet(name: &str, fleet: Arc<Fleet>) -> Self {
             let label = Label::new(CACHE_LABEL, name.to_owned());
             const ROUND_TRIP: &str = "tls_session_cache_fleet_round_trip_seconds";

@@ -226,7 +226,7 @@ impl SessionCache {
             );
             return None;
         }
-        if self.contexts.of(session.context()) != Some(context) {
+        if self.contexts.known(session.context()) != Some(context) {
             tracing::debug!(
                 id_prefix = %IdPrefix::of(id),
                 "lookup callback returned a session of another context; ignored"

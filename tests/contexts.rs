@@ -251,25 +251,23 @@ fn cause_name(cause: RemovalCause) -> &'static str {
     }
 }
 
-/// `context_for` names a context after a verifier's policy: configs with the same policy
-/// share one, configs with different policies do not.
+/// A lookup callback naming contexts the cache has never seen (from a shared external
+/// store, say) is ignored for them, and takes up none of the cache's 255 slots.
 #[test]
-fn contexts_derived_from_the_client_auth_policy() {
-    let cache = SessionCache::new(16);
-    let none = rustls::server::WebPkiClientVerifier::no_client_auth();
-    let open = cache.context_for(&*none).unwrap();
-    let required = cache.context_for(&*client_verifier()).unwrap();
-    assert_eq!(open.name(), "client-auth:none");
-    assert!(
-        required.name().starts_with("client-auth:required:"),
-        "{}",
-        required.name()
-    );
-    assert_eq!(
-        cache.context_for(&*client_verifier()).unwrap().name(),
-        required.name(),
-        "the same policy, the same context"
-    );
-    assert!(open.put(id(1), value(1)));
-    assert_eq!(required.get(&id(1)), None);
+fn lookup_callback_sessions_of_unknown_contexts_register_nothing() {
+    let cache = SessionCache::builder()
+        .capacity(16)
+        .lookup(|id| {
+            let name = format!("x{}", u16::from_be_bytes([id[0], id[1]]));
+            Some(Session::new(id.to_vec(), value(1)).with_context(Some(&name)))
+        })
+        .build()
+        .unwrap();
+    for n in 0..300u16 {
+        let mut key = n.to_be_bytes().to_vec();
+        key.resize(32, 0);
+        assert_eq!(cache.get(&key), None, "context x{n} was never registered");
+    }
+    assert_eq!(cache.stats().cb_hits, 0);
+    assert!(cache.context("admin").is_ok(), "no slot was used up");
 }

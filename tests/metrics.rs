@@ -145,6 +145,29 @@ fn two_caches_are_told_apart_by_their_label() {
 }
 
 #[test]
+fn a_handshake_still_going_is_not_counted() {
+    // rustls knows a handshake's kind from the ClientHello on, before it finishes.
+    use std::ops::DerefMut;
+    let cache = SessionCache::new(8);
+    let (recorder, metrics) = recorded("default", &cache);
+    let mut server = rustls::ServerConnection::new(server_config(&TLS13, &cache)).unwrap();
+    let mut client = rustls::ClientConnection::new(
+        client_config(&TLS13),
+        rustls::pki_types::ServerName::try_from("localhost").unwrap(),
+    )
+    .unwrap();
+    let mut hello = Vec::new();
+    client.deref_mut().write_tls(&mut hello).unwrap();
+    server.read_tls(&mut hello.as_slice()).unwrap();
+    server.process_new_packets().unwrap();
+    assert!(server.is_handshaking() && server.handshake_kind().is_some());
+    assert!(!metrics.record_handshake(&server));
+    let lines = samples(&recorder.handle());
+    let full = r#"tls_handshakes_total{cache="default",kind="full",version="1.3"}"#;
+    assert_eq!(sample(&lines, full), Some("0"));
+}
+
+#[test]
 fn an_unfinished_handshake_is_not_counted() {
     let cache = SessionCache::new(8);
     let (recorder, metrics) = recorded("default", &cache);
