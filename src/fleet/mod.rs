@@ -64,8 +64,14 @@
 //! 0-RTT with them); a ticket the application hands back with [`Fleet::add_session`]
 //! after it was used (that makes it claimable again); and, on a Redis Cluster with
 //! `claim_replicas(0)`, a master that dies after answering a `GETDEL` and before
-//! replicating it (see [`FleetBuilder::claim_replicas`]). TLS 1.2 sessions are
-//! multi-use by design.
+//! replicating it (see [`FleetBuilder::claim_replicas`]); and a ticket put through the
+//! fleet on a connection its acceptor did not take. Then the fleet cannot know the
+//! version, so the session goes to L1 as well as Redis; the fleet's own `take` still
+//! never reads L1, but a plain store over the same L1 and context (the L1 itself, or a
+//! [`SessionCache::context`] view, behind another `ServerConfig`) could resume it there
+//! while another server claims the Redis copy. Take every connection of a fleet's
+//! configs with its acceptor, and give no plain store the fleet's contexts. TLS 1.2
+//! sessions are multi-use by design.
 //!
 //! A known limitation: TLS 1.2 session ids are sent in the clear, and one offered as a
 //! TLS 1.3 ticket identity is claimed (deleted) like a ticket, as rustls's own store
