@@ -197,6 +197,10 @@
 //!   rotates through Redis. It adds `redis`, `tokio`, `tokio-rustls`,
 //!   `chacha20poly1305`, `aes-gcm` and `hex` to the build; without it the core above has
 //!   none of them and changes in no way.
+//! - `metrics` (off by default): `metrics::SessionMetrics`, which publishes the
+//!   statistics (and the fleet's) through the `metrics` facade from snapshots, so the
+//!   store's operations cost the same with it as without; and a helper that counts
+//!   handshakes by kind and version. It adds `metrics` to the build.
 //!
 //! # Logging
 //!
