@@ -1,5 +1,6 @@
 //! The crate in a tokio-rustls server, and nothing else: `cargo run --example minimal`,
-//! then `openssl s_client -connect 127.0.0.1:4433 -CAfile certs/ca.crt -reconnect`.
+//! then `openssl s_client -connect 127.0.0.1:4433 -CAfile certs/ca.crt -tls1_2 -reconnect`
+//! (TLS 1.3 tickets come after the handshake, which `-reconnect` does not wait for).
 //! An address argument listens elsewhere (`127.0.0.1:0` picks a free port).
 
 use std::sync::Arc;

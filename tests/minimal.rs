@@ -26,14 +26,16 @@ async fn connect(client: &TlsConnector, addr: &str) -> (HandshakeKind, String) {
 #[tokio::test]
 async fn the_minimal_server_handshakes_and_resumes() {
     // Run from the repository, as `cargo run --example minimal` is: it reads certs/.
-    let mut child = Command::new(example_binary("minimal"))
-        .arg("127.0.0.1:0")
-        .current_dir(repo(""))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = Lines::collect(child.stdout.take().unwrap());
+    let mut child = Killed(
+        Command::new(example_binary("minimal"))
+            .arg("127.0.0.1:0")
+            .current_dir(repo(""))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let stdout = Lines::collect(child.0.stdout.take().unwrap());
     let listening = stdout.wait_for("listening", |l| l.starts_with("listening on "));
     let addr = listening.trim_start_matches("listening on ").to_owned();
 
@@ -55,6 +57,14 @@ async fn the_minimal_server_handshakes_and_resumes() {
         let line = stdout.wait_for(want, |l| l.contains(": ") && l.ends_with(want.as_str()));
         assert!(line.starts_with("127.0.0.1:"), "{line}");
     }
-    let _ = child.kill();
-    let _ = child.wait();
+}
+
+/// The server process, killed when the test ends, failed or not.
+struct Killed(std::process::Child);
+
+impl Drop for Killed {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
