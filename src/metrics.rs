@@ -102,10 +102,16 @@ enum Source {
 impl SessionMetrics {
     /// Metrics for `cache`, labelled `cache="NAME"`.
     pub fn for_cache(name: &str, cache: Arc<SessionCache>) -> Self {
+        Self::registered(name, Source::Cache(cache))
+    }
+
+    /// The cache's metrics and the handshake counters, labelled `cache="NAME"`, over
+    /// `source`; the fleet's and the ticketer's are added by their constructors.
+    fn registered(name: &str, source: Source) -> Self {
         let label = Label::new(CACHE_LABEL, name.to_owned());
         Self {
             label: label.clone(),
-            source: Source::Cache(cache),
+            source,
             cache: CacheMetrics::register(&label),
             handshakes: Handshakes::register(&label),
             #[cfg(feature = "redis")]
@@ -306,7 +312,7 @@ mod fleet {
 
     use ::metrics::{Counter, Gauge, Histogram, Label, Unit, describe_histogram};
 
-    use super::{CACHE_LABEL, CacheMetrics, Handshakes, SessionMetrics, Source};
+    use super::{SessionMetrics, Source};
     use crate::fleet::{Fleet, FleetStats, FleetTicketer, TicketStats};
 
     /// A counter or a gauge, named after a `counters()` entry.
@@ -331,6 +337,24 @@ mod fleet {
                 Self::Gauge(gauge) => gauge.set(value as f64),
             }
         }
+    }
+
+    /// One metric per `counters()` entry, in its order, named
+    /// `tls_session_cache_{prefix}{name}`: a gauge if `gauges` names it (what is held
+    /// now), else a counter (`_total`).
+    fn published(
+        label: &Label,
+        counters: &[(&'static str, u64)],
+        prefix: &str,
+        gauges: &[&str],
+    ) -> Vec<Published> {
+        counters
+            .iter()
+            .map(|(name, _)| {
+                let metric = format!("tls_session_cache_{prefix}{name}");
+                Published::register(label, metric, gauges.contains(name))
+            })
+            .collect()
     }
 
     /// One metric per [`FleetStats::counters`] entry, in its order.
@@ -369,45 +393,29 @@ mod fleet {
         /// pipeline), up to the fetch deadline when that passed. Only the first
         /// `SessionMetrics` made for a fleet gets them.
         pub fn for_fleet(name: &str, fleet: Arc<Fleet>) -> Self {
-            let label = Label::new(CACHE_LABEL, name.to_owned());
+            let base = Self::registered(name, Source::Fleet(fleet.clone()));
             const ROUND_TRIP: &str = "tls_session_cache_fleet_round_trip_seconds";
             describe_histogram!(
                 ROUND_TRIP,
                 Unit::Seconds,
                 "How long each ClientHello's claim or fetch in Redis took."
             );
-            let histogram: Histogram = ::metrics::histogram!(ROUND_TRIP, vec![label.clone()]);
+            let histogram: Histogram = ::metrics::histogram!(ROUND_TRIP, vec![base.label.clone()]);
             fleet.round_trips().start(histogram);
-            let metrics = FleetStats::default()
-                .counters()
-                .iter()
-                .map(|(name, _)| {
-                    let gauge = *name == "writes_pending";
-                    Published::register(&label, format!("tls_session_cache_fleet_{name}"), gauge)
-                })
-                .collect();
+            let counters = FleetStats::default().counters();
+            let metrics = published(&base.label, &counters, "fleet_", &["writes_pending"]);
             Self {
-                cache: CacheMetrics::register(&label),
-                label: label.clone(),
-                handshakes: Handshakes::register(&label),
-                source: Source::Fleet(fleet),
                 fleet: Some(FleetMetrics(metrics)),
-                tickets: None,
+                ..base
             }
         }
 
         /// Publishes `ticketer`'s counters too, under this cache's label: the key epochs
         /// its ring holds and its local keys as gauges, the rest as counters.
         pub fn with_tickets(self, ticketer: Arc<FleetTicketer>) -> Self {
-            let label = &self.label;
-            let metrics = TicketStats::default()
-                .counters()
-                .iter()
-                .map(|(name, _)| {
-                    let gauge = matches!(*name, "ticket_epochs" | "ticket_local_keys");
-                    Published::register(label, format!("tls_session_cache_{name}"), gauge)
-                })
-                .collect();
+            let counters = TicketStats::default().counters();
+            let gauges = ["ticket_epochs", "ticket_local_keys"];
+            let metrics = published(&self.label, &counters, "", &gauges);
             Self {
                 tickets: Some(TicketMetrics { ticketer, metrics }),
                 ..self
